@@ -1,0 +1,42 @@
+"""The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo``."""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+
+class SignsCLI(LightningCLI):
+    """LightningCLI in subclass mode: configs name ``model.class_path`` and ``data.class_path``."""
+
+
+def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
+    """Build the CLI (and run its subcommand when ``run``); ``args`` defaults to ``sys.argv[1:]``."""
+    import lightning as L
+
+    return SignsCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        # A requeued job (SLURM) reuses its log dir: let it overwrite its own config.yaml.
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = sys.argv[1:] if argv is None else argv
+    if command and command[0] == "demo":
+        from signs_lightning.demo import demo_main
+
+        demo_main(command[1:])
+        return
+    # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.
+    cli_main(argv)
+
+
+if __name__ == "__main__":
+    main()

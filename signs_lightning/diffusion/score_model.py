@@ -1,0 +1,129 @@
+"""A diffusers ``UNet2DModel`` with its noise schedule: the teacher (frozen) and the fake score (trained)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from signs_lightning.diffusion.schedule import NoiseSchedule
+
+
+class ScoreModel(nn.Module):
+    """ε/v/x0-predicting UNet plus its schedule, exposing the operations SIGN's losses need.
+
+    Args:
+        unet: a diffusers ``UNet2DModel`` taking (x_t (B, C, H, W), t (B,)) and returning ``.sample``.
+        schedule: the schedule the UNet was trained with.
+        source: where the weights came from (a pipeline folder or hub id); recorded in checkpoints.
+    """
+
+    def __init__(self, unet: nn.Module, schedule: NoiseSchedule, source: str | None = None) -> None:
+        super().__init__()
+        self.unet = unet
+        self.schedule = schedule
+        self.source = source
+        self._frozen = False
+
+    # -- frozen teachers -------------------------------------------------------------------------------------
+    def freeze(self) -> "ScoreModel":
+        """Eval mode for good (``.train()`` no longer switches it), no gradients."""
+        self.requires_grad_(False)
+        self._frozen = True
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> "ScoreModel":
+        return super().train(False if self._frozen else mode)
+
+    def trainable_copy(self) -> "ScoreModel":
+        """An unfrozen deep copy (same weights), e.g. to initialise the fake score from the teacher."""
+        clone = copy.deepcopy(self)
+        clone._frozen = False
+        clone.requires_grad_(True)
+        return clone.train()
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the UNet was built for."""
+        config = self.unet.config
+        size = config.sample_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        return int(config.in_channels), int(height), int(width)
+
+    # -- the diffusion operations -----------------------------------------------------------------------------
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """Raw network output (of ``schedule.prediction_type``) for x_t (B, C, H, W) at integer t (B,)."""
+        return self.unet(x_t, t).sample
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        return self.schedule.q_sample(x0, t, noise)
+
+    def predict_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """Clean estimate x̂₀(x_t, t), shape (B, C, H, W)."""
+        return self.schedule.split_prediction(self(x_t, t), x_t, t)[0]
+
+    def ddim_step(self, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+        """One deterministic DDIM step x_t → x_s (s < t); s = -1 stands for ā = 1, i.e. returns x̂₀.
+
+        This is DDIMScheduler.step with eta=0, clip_sample=False, set_alpha_to_one=True.
+        """
+        x0, eps = self.schedule.split_prediction(self(x_t, t), x_t, t)
+        final = s < 0
+        alpha_s, sigma_s = self.schedule.alpha_sigma(s.clamp(min=0), x_t)
+        alpha_s = torch.where(final.reshape(-1, 1, 1, 1), torch.ones_like(alpha_s), alpha_s)
+        sigma_s = torch.where(final.reshape(-1, 1, 1, 1), torch.zeros_like(sigma_s), sigma_s)
+        return alpha_s * x0 + sigma_s * eps
+
+    @torch.no_grad()
+    def ddim_sample(self, noise: Tensor, num_steps: int) -> Tensor:
+        """The teacher's own deterministic DDIM sampler, ``num_steps`` NFE, from noise (B, C, H, W) to x0."""
+        timesteps = self.schedule.ddim_timesteps(num_steps) + [-1]
+        x = noise
+        for t, s in zip(timesteps[:-1], timesteps[1:]):
+            batch = x.shape[0]
+            x = self.ddim_step(x, x.new_full((batch,), t, dtype=torch.long), x.new_full((batch,), s, dtype=torch.long))
+        return x
+
+    def fingerprint(self) -> str:
+        """A short hash of the weights and schedule: a cache key that changes whenever the model does."""
+        digest = hashlib.sha1(self.schedule.prediction_type.encode())
+        digest.update(self.schedule.alphas_cumprod.cpu().numpy().tobytes())
+        for name, tensor in sorted(self.unet.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) -> ScoreModel:
+    """Load a frozen teacher from a diffusers pipeline folder or hub id (``unet/`` + ``scheduler/``).
+
+    Raises:
+        FileNotFoundError: with what to download and where to put it, when ``source`` cannot be loaded.
+    """
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    source = str(source)
+    local = Path(source).expanduser()
+    if local.exists() and not (local / "unet" / "config.json").is_file():
+        raise FileNotFoundError(
+            f"Teacher folder {local} has no unet/config.json. Expected the diffusers pipeline layout written by "
+            "`DDPMPipeline.save_pretrained(dir)` (model_index.json, unet/, scheduler/), e.g. the output of "
+            "`signs fit --config configs/teacher_mnist.yaml`."
+        )
+    location = str(local) if local.exists() else source
+    try:
+        unet = UNet2DModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype)
+        scheduler_config = DDPMScheduler.load_config(location, subfolder="scheduler")
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"Could not load the teacher {source!r}: it is not a local diffusers pipeline folder and not in the "
+            "Hugging Face cache. With network access run `huggingface-cli download "
+            f"{source}` (or `python -c \"from diffusers import DDPMPipeline; DDPMPipeline.from_pretrained('{source}')"
+            ".save_pretrained('teachers/NAME')\"` and point model.teacher at that folder). "
+            f"Original error: {error}"
+        ) from error
+    return ScoreModel(unet, NoiseSchedule.from_scheduler_config(scheduler_config), source=source).freeze()

@@ -1,0 +1,53 @@
+"""L_reg's (noise, teacher DDIM sample) pairs: made once per teacher and cached on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from signs_lightning.diffusion.score_model import ScoreModel
+
+
+def default_cache_dir() -> Path:
+    """``$SIGNS_CACHE`` or ``~/.cache/signs_lightning``."""
+    return Path(os.environ.get("SIGNS_CACHE", Path.home() / ".cache" / "signs_lightning")).expanduser()
+
+
+def save_atomically(obj: object, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a killed run never leaves a half-written file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def pairs_path(teacher: ScoreModel, count: int, steps: int, seed: int, cache_dir: str | os.PathLike | None) -> Path:
+    """Cache file keyed by teacher fingerprint, sampler, steps, count and seed."""
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return root / "teacher_pairs" / f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}.pt"
+
+
+@torch.no_grad()
+def generate_pairs(teacher: ScoreModel, count: int, steps: int, seed: int, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """(z (count, C, H, W), teacher DDIM-``steps`` sample from z), on the teacher's device, in float32."""
+    device = next(teacher.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn((count, *teacher.image_shape), generator=generator)
+    y = torch.cat([teacher.ddim_sample(chunk.to(device), steps).float().cpu() for chunk in z.split(batch_size)])
+    return z, y
+
+
+def load_or_generate_pairs(
+    teacher: ScoreModel, count: int, steps: int, seed: int, cache_dir: str | os.PathLike | None = None
+) -> tuple[Tensor, Tensor]:
+    """The cached pairs for this teacher and setting, generating and saving them first if absent."""
+    path = pairs_path(teacher, count, steps, seed, cache_dir)
+    if path.is_file():
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        return cached["z"], cached["y"]
+    z, y = generate_pairs(teacher, count, steps, seed)
+    save_atomically({"z": z, "y": y}, path)
+    return z, y

@@ -1,0 +1,48 @@
+"""Where evaluation artefacts live on disk, and how they are written so that concurrent readers never see half a file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CACHE_ENV = "SIGNS_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$SIGNS_CACHE`` if set, else ``~/.cache/signs_lightning``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "signs_lightning").expanduser()
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def slug(text: str, max_len: int = 80) -> str:
+    """A file-name-safe form of ``text``; long ones keep a hash so that distinct keys stay distinct.
+
+    >>> slug("google/ddpm-cifar10-32 ddim")
+    'google_ddpm-cifar10-32_ddim'
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    if len(safe) <= max_len:
+        return safe
+    return f"{safe[: max_len - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,26 @@
+"""Loss terms, one function per equation of SIGN.md (and IGN's tightening loss)."""
+
+from signs_lightning.losses.distances import Distance, distance_fn
+from signs_lightning.losses.ign import tightening_loss
+from signs_lightning.losses.sign import (
+    denoising_loss,
+    dmd_loss,
+    flow_loss,
+    idempotence_loss,
+    reconstruction_loss,
+    regression_loss,
+    with_detached_parameters,
+)
+
+__all__ = [
+    "Distance",
+    "distance_fn",
+    "reconstruction_loss",
+    "idempotence_loss",
+    "flow_loss",
+    "dmd_loss",
+    "regression_loss",
+    "denoising_loss",
+    "tightening_loss",
+    "with_detached_parameters",
+]

@@ -1,0 +1,6 @@
+"""LightningModules: SIGN distillation, the teacher trainer and the IGN baseline."""
+
+from signs_lightning.modules.sign import SIGNModule
+from signs_lightning.modules.teacher import TeacherModule
+
+__all__ = ["SIGNModule", "TeacherModule"]

@@ -1,0 +1,130 @@
+"""TeacherModule: train a DDPM ``UNet2DModel`` on any DataModule and save it as a diffusers pipeline."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torchvision
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor
+
+from signs_lightning.diffusion.schedule import PredictionType
+from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.diffusion.schedule import NoiseSchedule
+from signs_lightning.losses import denoising_loss
+from signs_lightning.modules.ema import EMA
+from signs_lightning.networks.unet import build_unet
+
+
+class TeacherModule(L.LightningModule):
+    """DDPM training (the teacher's own loss, any prediction type), EMA weights exported in the hub layout.
+
+    Args:
+        image_size, channels: geometry; must match the DataModule (checked in ``setup``).
+        block_out_channels, layers_per_block, attention: the ``UNet2DModel`` (see ``build_unet``).
+        prediction_type, beta_schedule, beta_start, beta_end, num_train_timesteps: the ``DDPMScheduler`` config.
+        ema_decay: EMA of the UNet; the exported pipeline holds the EMA weights.
+        output_dir: where ``on_fit_end`` writes the pipeline (``model_index.json``, ``unet/``, ``scheduler/``).
+        sample_nfe: DDIM steps of the validation grid.
+        optimizer: optimizer factory (LightningCLI ``class_path`` config).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 16,
+        channels: int = 1,
+        block_out_channels: list[int] = [16, 32, 32],
+        layers_per_block: int = 1,
+        attention: bool = False,
+        prediction_type: PredictionType = "epsilon",
+        beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"] = "linear",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        num_train_timesteps: int = 1000,
+        ema_decay: float = 0.999,
+        output_dir: str = "teachers/mnist16",
+        sample_nfe: list[int] = [10],
+        optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        from diffusers import DDPMScheduler
+
+        self.scheduler_config = dict(
+            DDPMScheduler(
+                num_train_timesteps=num_train_timesteps,
+                beta_schedule=beta_schedule,
+                beta_start=beta_start,
+                beta_end=beta_end,
+                prediction_type=prediction_type,
+                variance_type="fixed_large",
+                clip_sample=False,
+            ).config
+        )
+        unet = build_unet(image_size, channels, tuple(block_out_channels), layers_per_block, attention)
+        self.model = ScoreModel(unet, NoiseSchedule.from_scheduler_config(self.scheduler_config), source=output_dir)
+        self.ema = EMA(self.model, ema_decay)
+        self.optimizer = optimizer
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        hp = self.hparams
+        if datamodule is not None and (datamodule.channels, datamodule.image_size) != (hp.channels, hp.image_size):
+            raise ValueError(
+                f"data {type(datamodule).__name__} serves {datamodule.channels}x{datamodule.image_size}x"
+                f"{datamodule.image_size} images but the teacher is configured for {hp.channels}x{hp.image_size}x"
+                f"{hp.image_size}: set model.init_args.channels/image_size to match"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer(self.model.parameters())
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = denoising_loss(self.model, batch[0])
+        self.log("train/loss_denoise", loss, prog_bar=True, batch_size=batch[0].shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.ema.update(self.model)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x = batch[0]
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(batch_idx * max(1, self.trainer.world_size) + self.global_rank)
+            loss = denoising_loss(self.ema.module, x)
+        self.log("val/loss_denoise", loss, sync_dist=True, batch_size=x.shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        experiment = getattr(self.logger, "experiment", None)
+        if self.trainer.is_global_zero and hasattr(experiment, "add_image"):
+            z = torch.randn((16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),
+                            generator=torch.Generator().manual_seed(0)).to(self.device)
+            rows = [self.ema.module.ddim_sample(z, k) for k in self.hparams.sample_nfe]
+            grid = torchvision.utils.make_grid(torch.cat(rows).float().clamp(-1, 1).add(1).div(2).cpu(), nrow=16)
+            experiment.add_image("samples/ddim_rows", grid, self.global_step)
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero:
+            self.export_pipeline(self.hparams.output_dir)
+        self.trainer.strategy.barrier("signs_teacher_export")
+
+    def export_pipeline(self, path: str | os.PathLike) -> Path:
+        """Write the EMA UNet and its scheduler as a ``DDPMPipeline`` folder, atomically (temp folder, rename)."""
+        from diffusers import DDPMPipeline, DDPMScheduler
+
+        target = Path(path).expanduser()
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        unet = self.ema.module.unet
+        pipeline = DDPMPipeline(unet=unet, scheduler=DDPMScheduler.from_config(self.scheduler_config))
+        pipeline.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
