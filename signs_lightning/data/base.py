@@ -1,0 +1,82 @@
+"""What every DataModule of the collection shares: image geometry, loaders, splits and the FID reference set."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Serves (image, label) batches: image (B, C, H, W) float32 in [-1, 1], label (B,) int64 (-1 if none).
+
+    Subclasses implement ``build_datasets`` (and ``prepare_data`` when they download). ``prepare_data`` only
+    downloads (rank 0 of each node), ``setup`` only builds, so the module is DDP-safe.
+
+    Args:
+        image_size: side of the square images served; must match the teacher's ``sample_size``.
+        channels: 1 (grey) or 3 (RGB); must match the teacher's ``in_channels``.
+        batch_size: per-process batch size.
+        num_workers, pin_memory, persistent_workers: passed to every ``DataLoader``.
+    """
+
+    name: str = "images"
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.reference_set: Dataset | None = None
+
+    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+        """(train with augmentation, held-out validation, FID reference = train split without augmentation)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set, self.reference_set = self.build_datasets()
+
+    def reference_key(self) -> str:
+        """Names the FID reference set: dataset, split and geometry (the extractor is added by the metric)."""
+        return f"{self.name}-train-{self.channels}x{self.image_size}"
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool, drop_last: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def reference_dataloader(self) -> DataLoader:
+        """The FID reference images (train split, no flips), in a fixed order."""
+        return self._loader(self.reference_set, shuffle=False, drop_last=False)

@@ -1,0 +1,319 @@
+"""CIFAR-10, CelebA-64 and image-folder DataModules on tiny trees written in the real on-disk formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+from PIL import Image
+from torchvision.datasets import CelebA
+
+from signs_lightning.data import (
+    CELEBA_CROP,
+    CelebA64DataModule,
+    CIFAR10DataModule,
+    CorruptDatasetError,
+    DatasetNotFoundError,
+    ImageDataModule,
+    ImageFolderDataModule,
+    check_matches_model,
+)
+from signs_lightning.data.image_folder import load_image
+from data_trees import CELEBA_SIZE, write_celeba_tree, write_cifar10_tree, write_mixed_image_folder
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def assert_batch(batch: tuple[torch.Tensor, torch.Tensor], size: int, channels: int, image_size: int) -> None:
+    images, labels = batch
+    assert images.shape == (size, channels, image_size, image_size)
+    assert images.dtype == torch.float32 and labels.dtype == torch.int64 and labels.shape == (size,)
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.min() < -0.2 and images.max() > 0.2  # centred on 0: served in [-1, 1], not [0, 1]
+
+
+def assert_flips_only_in_train(train, plain, index: int) -> None:
+    """``train[index]`` is ``plain[index]`` or its mirror, and both occur; ``plain`` never changes."""
+    reference = plain[index][0]
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(24):
+        image = train[index][0]
+        if torch.equal(image, reference):
+            seen.add("same")
+        elif torch.equal(image, reference.flip(-1)):
+            seen.add("flipped")
+        else:
+            raise AssertionError("a training item is neither the reference image nor its mirror")
+    assert seen == {"same", "flipped"}
+    assert all(torch.equal(plain[index][0], reference) for _ in range(8))
+
+
+# --------------------------------------------------------------------------------------------------- CIFAR-10
+
+
+class TestCIFAR10:
+    @pytest.fixture
+    def tree(self, tmp_path):
+        return write_cifar10_tree(tmp_path, per_batch=4, n_test=8)
+
+    def module(self, tree, tmp_path, **kwargs) -> CIFAR10DataModule:
+        tiny = type("TinyCIFAR10DataModule", (CIFAR10DataModule,), {"dataset_class": tree.dataset_class})
+        return tiny(root=str(tmp_path), batch_size=4, val_size=5, **kwargs)
+
+    def test_batches_splits_and_pixels(self, tree, tmp_path):
+        dm = self.module(tree, tmp_path)
+        dm.prepare_data()
+        dm.setup("fit")
+        assert (len(dm.train_set), len(dm.val_set), len(dm.reference_set)) == (20, 5, 20)
+        assert_batch(next(iter(dm.train_dataloader())), 4, 3, 32)
+        assert_batch(next(iter(dm.val_dataloader())), 4, 3, 32)
+        # The reference set is the train split in file order, pixels exact: R, G, B planes of each 3072-byte row.
+        images, labels = next(iter(dm.reference_dataloader()))
+        expected = torch.from_numpy(tree.train_data[:4].reshape(4, 3, 32, 32)).float() / 127.5 - 1
+        torch.testing.assert_close(images, expected, atol=1e-6, rtol=0)
+        assert labels.tolist() == tree.train_labels[:4]
+        # Validation comes from test_batch, seeded.
+        for position, row in enumerate(dm.val_set.indices):
+            image, label = dm.val_set[position]
+            expected = torch.from_numpy(tree.test_data[row].reshape(3, 32, 32)).float() / 127.5 - 1
+            torch.testing.assert_close(image, expected, atol=1e-6, rtol=0)
+            assert label == tree.test_labels[row]
+        again = self.module(tree, tmp_path)
+        again.setup()
+        assert again.val_set.indices == dm.val_set.indices
+        other = self.module(tree, tmp_path, split_seed=1)
+        other.setup()
+        assert other.val_set.indices != dm.val_set.indices
+        assert dm.reference_key() == "cifar10-train-3x32"
+
+    def test_flips_only_in_train(self, tree, tmp_path):
+        dm = self.module(tree, tmp_path)
+        dm.setup()
+        assert_flips_only_in_train(dm.train_set, dm.reference_set, 3)
+        assert all(torch.equal(dm.val_set[1][0], dm.val_set[1][0]) for _ in range(8))
+        no_flip = self.module(tree, tmp_path, random_flip=False)
+        no_flip.setup()
+        assert all(torch.equal(no_flip.train_set[3][0], dm.reference_set[3][0]) for _ in range(8))
+
+    def test_resized(self, tree, tmp_path):
+        dm = self.module(tree, tmp_path, image_size=16)
+        dm.setup()
+        assert_batch(next(iter(dm.train_dataloader())), 4, 3, 16)
+        assert dm.reference_key() == "cifar10-train-3x16"
+
+    def test_missing_data_names_layout_and_flag(self, tmp_path):
+        dm = CIFAR10DataModule(root=str(tmp_path / "nowhere"))
+        dm.prepare_data()  # download=False: nothing to do, no error
+        with pytest.raises(DatasetNotFoundError) as info:
+            dm.setup()
+        message = str(info.value)
+        for part in ("cifar-10-batches-py", "data_batch_1", "test_batch", "batches.meta", str(tmp_path / "nowhere"),
+                     "data.init_args.download: true"):
+            assert part in message
+
+    def test_corrupt_batch_file_is_named(self, tree, tmp_path):
+        (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02truncated pickle")
+        with pytest.raises(CorruptDatasetError) as info:
+            self.module(tree, tmp_path).setup()
+        assert "data_batch_3" in str(info.value) and "md5" in str(info.value)
+        assert "data.init_args.download: true" in str(info.value)
+
+    def test_production_md5_table_rejects_other_files(self, tree, tmp_path):
+        # The real module checks torchvision's official md5s: the tiny tree is not the real CIFAR-10.
+        with pytest.raises(CorruptDatasetError, match="data_batch_1.*c99cafc152244af753f735de768cd75f"):
+            CIFAR10DataModule(root=str(tmp_path)).setup()
+
+    def test_download_skipped_when_present_and_failure_explained(self, tree, tmp_path):
+        self.module(tree, tmp_path, download=True).prepare_data()  # md5s match: torchvision downloads nothing
+        unreachable = type("Unreachable", (tree.dataset_class,), {"url": "http://127.0.0.1:9/cifar-10-python.tar.gz"})
+        dm = type("OfflineCIFAR10DataModule", (CIFAR10DataModule,), {"dataset_class": unreachable})(
+            root=str(tmp_path / "empty"), download=True
+        )
+        with pytest.raises(RuntimeError) as info:
+            dm.prepare_data()
+        assert "127.0.0.1:9" in str(info.value) and "data.init_args.download: false" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------------ CelebA
+
+
+class CelebAMd5Free(CelebA):
+    """torchvision's own reader with the md5s dropped, to read the tiny tree as torchvision would."""
+
+    file_list = [(file_id, None, name) for file_id, _, name in CelebA.file_list]
+
+
+class TestCelebA64:
+    def test_batches_and_official_splits(self, tmp_path):
+        names = write_celeba_tree(tmp_path, counts=(6, 3, 2))
+        dm = CelebA64DataModule(root=str(tmp_path), batch_size=3)
+        dm.prepare_data()
+        dm.setup("fit")
+        assert (len(dm.train_set), len(dm.val_set), len(dm.reference_set)) == (6, 3, 6)
+        assert_batch(next(iter(dm.train_dataloader())), 3, 3, 64)
+        assert_batch(next(iter(dm.val_dataloader())), 3, 3, 64)
+        assert next(iter(dm.reference_dataloader()))[1].tolist() == [-1, -1, -1]
+        # The same files, in the same order, as torchvision's CelebA selects for each split.
+        for split, dataset in (("train", dm.train_set), ("valid", dm.val_set)):
+            torchvision_names = CelebAMd5Free(str(tmp_path), split=split, target_type=[]).filename
+            assert [path.name for path in dataset.paths] == torchvision_names
+        assert [path.name for path in dm.val_set.paths] == names[1]
+        assert dm.reference_key() == "celeba64-train-3x64"
+
+    def test_hand_extracted_folder_and_val_subset(self, tmp_path):
+        write_celeba_tree(tmp_path, counts=(4, 5, 1), partition_only=True)
+        dm = CelebA64DataModule(root=str(tmp_path), batch_size=2, val_size=2, download=True)
+        dm.prepare_data()  # images and partition file present: no download attempt (it would fail offline)
+        dm.setup()
+        assert (len(dm.train_set), len(dm.val_set)) == (4, 2)
+        assert_batch(next(iter(dm.val_dataloader())), 2, 3, 64)
+
+    def test_crop_box_and_flips(self, tmp_path):
+        names = write_celeba_tree(tmp_path, counts=(2, 1, 0))
+        top, left, height, width = CELEBA_CROP
+        box = np.zeros((CELEBA_SIZE[1], CELEBA_SIZE[0], 3), dtype=np.uint8)
+        box[top : top + height, left : left + width] = 255
+        Image.fromarray(box).save(tmp_path / "celeba" / "img_align_celeba" / names[0][0], quality=100)
+        dm = CelebA64DataModule(root=str(tmp_path))
+        dm.setup()
+        index = [path.name for path in dm.reference_set.paths].index(names[0][0])
+        assert dm.reference_set[index][0].min() > 0.8  # exactly the white box, nothing of the black border
+        shifted = CelebA64DataModule(root=str(tmp_path), crop=(top + 16, left, height, width))
+        shifted.setup()
+        assert shifted.reference_set[index][0].min() < -0.8
+        assert shifted.reference_key() != dm.reference_key()
+        assert_flips_only_in_train(dm.train_set, dm.reference_set, 1 - index)
+
+    def test_crop_outside_image_is_explained(self, tmp_path):
+        write_celeba_tree(tmp_path, counts=(2, 1, 0))
+        dm = CelebA64DataModule(root=str(tmp_path), crop=(150, 25, 128, 128))
+        dm.setup()
+        with pytest.raises(ValueError, match=r"crop box .* does not fit an image of 178x218"):
+            dm.train_set[0]
+
+    def test_missing_data_names_layout_and_flag(self, tmp_path):
+        with pytest.raises(DatasetNotFoundError) as info:
+            CelebA64DataModule(root=str(tmp_path)).setup()
+        message = str(info.value)
+        for part in ("img_align_celeba", "list_eval_partition.txt", str(tmp_path / "celeba"),
+                     "data.init_args.download: true", "gdown"):
+            assert part in message
+
+    def test_missing_listed_image_is_named(self, tmp_path):
+        names = write_celeba_tree(tmp_path, counts=(3, 1, 0), partition_only=True)
+        (tmp_path / "celeba" / "img_align_celeba" / names[0][1]).unlink()
+        with pytest.raises(DatasetNotFoundError, match=f"1 of the 4 .* missing .*first: {names[0][1]}"):
+            CelebA64DataModule(root=str(tmp_path)).setup()
+
+    def test_bad_partition_line_and_unreadable_image_are_named(self, tmp_path):
+        names = write_celeba_tree(tmp_path, counts=(3, 1, 0), partition_only=True)
+        broken = tmp_path / "celeba" / "img_align_celeba" / names[0][0]
+        broken.write_bytes(b"not a jpeg")
+        dm = CelebA64DataModule(root=str(tmp_path))
+        dm.setup()
+        with pytest.raises(CorruptDatasetError, match=f"cannot read image {broken}"):
+            next(iter(dm.reference_dataloader()))
+        partition = tmp_path / "celeba" / "list_eval_partition.txt"
+        partition.write_text(partition.read_text() + "000099.jpg train\n")
+        with pytest.raises(CorruptDatasetError, match="list_eval_partition.txt, line 5"):
+            CelebA64DataModule(root=str(tmp_path)).setup()
+
+
+# ------------------------------------------------------------------------------------------------ image folder
+
+
+class TestImageFolder:
+    @pytest.mark.parametrize("channels", [1, 3])
+    def test_mixed_sizes_and_modes(self, tmp_path, channels):
+        paths = write_mixed_image_folder(tmp_path / "my_faces")
+        dm = ImageFolderDataModule(str(tmp_path / "my_faces"), image_size=16, channels=channels, batch_size=2,
+                                   val_fraction=0.25)
+        dm.setup()
+        assert (len(dm.train_set), len(dm.val_set), len(dm.reference_set)) == (6, 2, 6)
+        assert sorted(dm.train_set.paths + dm.val_set.paths) == paths  # hidden and non-image files skipped
+        batches = list(dm.train_dataloader()) + list(dm.val_dataloader())  # every file decodes and collates
+        assert len(batches) == 4
+        for batch in batches:
+            assert_batch(batch, 2, channels, 16)
+            assert batch[1].tolist() == [-1, -1]
+        assert dm.name == "imagefolder-my_faces"
+        assert dm.reference_key().startswith("imagefolder-my_faces-")
+        assert dm.reference_key().endswith(f"-train-{channels}x16")
+
+    def test_sixteen_bit_and_alpha_are_converted_not_clipped(self, tmp_path):
+        Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)).save(tmp_path / "mid.png")
+        assert Image.open(tmp_path / "mid.png").mode == "I;16"
+        torch.testing.assert_close(load_image(tmp_path / "mid.png", 3), torch.full((3, 8, 8), 32768 / 65535))
+        rgba = np.zeros((4, 4, 4), dtype=np.uint8)  # fully transparent black
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+        assert torch.equal(load_image(tmp_path / "clear.png", 1), torch.ones(1, 4, 4))
+
+    def test_split_is_seeded_and_flips_only_in_train(self, tmp_path):
+        write_mixed_image_folder(tmp_path)
+        first = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.25, random_flip=True)
+        again = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.25, random_flip=True)
+        other = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.25, split_seed=3)
+        for dm in (first, again, other):
+            dm.setup()
+        assert first.val_set.paths == again.val_set.paths != other.val_set.paths
+        assert_flips_only_in_train(first.train_set, first.reference_set, 0)
+
+    def test_empty_folder_names_folder_and_extensions(self, tmp_path):
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "readme.txt").write_text("no images here")
+        with pytest.raises(DatasetNotFoundError) as info:
+            ImageFolderDataModule(str(tmp_path / "empty"), image_size=16, channels=3).setup()
+        assert str(tmp_path / "empty") in str(info.value)
+        assert all(ext in str(info.value) for ext in (".png", ".jpg", ".jpeg", ".webp"))
+        with pytest.raises(DatasetNotFoundError, match="does not exist"):
+            ImageFolderDataModule(str(tmp_path / "absent"), image_size=16, channels=3).setup()
+
+    def test_unreadable_image_is_named(self, tmp_path):
+        write_mixed_image_folder(tmp_path)
+        broken = tmp_path / "faces" / "broken.png"
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing after the signature")
+        dm = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.5)
+        dm.setup()
+        with pytest.raises(CorruptDatasetError, match=f"cannot read image {broken}"):
+            list(dm.reference_dataloader()) + list(dm.val_dataloader())
+
+
+# ----------------------------------------------------------------------------------------- model compatibility
+
+
+def test_check_matches_model_names_both_sides(tmp_path):
+    cifar = CIFAR10DataModule(root=str(tmp_path))
+    check_matches_model(cifar, 3, 32, "google/ddpm-cifar10-32")
+    with pytest.raises(ValueError) as info:
+        check_matches_model(cifar, 1, 32, "teachers/mnist")
+    message = str(info.value)
+    assert "CIFAR10DataModule serves 3x32x32" in message and "teachers/mnist expects 1x32x32" in message
+    assert "cannot change its channels" in message
+    folder = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3)
+    fix = "expects 1x32x32: set data.init_args.channels: 1 and data.init_args.image_size: 32"
+    with pytest.raises(ValueError, match=fix):
+        check_matches_model(folder, 1, 32, "google/ddpm-cifar10-32")
+
+
+@pytest.mark.parametrize(
+    ("config", "data_class"),
+    [
+        ("sign_cifar10.yaml", CIFAR10DataModule),
+        ("teacher_celeba64.yaml", CelebA64DataModule),
+        ("sign_celeba64.yaml", CelebA64DataModule),
+    ],
+)
+def test_config_data_sections_instantiate(config, data_class):
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(ImageDataModule, "data")
+    section = yaml.safe_load((CONFIGS / config).read_text())["data"]
+    data = parser.instantiate_classes(parser.parse_object({"data": section})).data
+    assert type(data) is data_class and data.channels == 3
+    assert data.image_size == (32 if data_class is CIFAR10DataModule else 64)
+    if data_class is CelebA64DataModule:
+        assert data.crop == CELEBA_CROP
