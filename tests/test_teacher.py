@@ -1,0 +1,103 @@
+"""The teacher wrapper, run over a grid of scheduler configs (diffusers' scheduler-test style)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+from torch import nn
+
+from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher
+from tests_helpers import SCHEDULE_GRID
+from conftest import write_tiny_teacher
+
+
+class OracleUNet(nn.Module):
+    """Outputs the exact training target for a known (x0, noise): a perfect network of any prediction type."""
+
+    def __init__(self, schedule: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor) -> None:
+        super().__init__()
+        self.schedule, self.x0, self.noise = schedule, x0, noise
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor):
+        return type("Out", (), {"sample": self.schedule.training_target(self.x0, self.noise, t)})
+
+
+@pytest.mark.parametrize("prediction_type,beta_schedule", SCHEDULE_GRID)
+class TestTeacherOverConfigs:
+    def schedule(self, prediction_type: str, beta_schedule: str) -> NoiseSchedule:
+        return NoiseSchedule.from_scheduler_config(
+            {"num_train_timesteps": 1000, "beta_schedule": beta_schedule, "prediction_type": prediction_type}
+        )
+
+    def test_oracle_network_recovers_x0(self, prediction_type: str, beta_schedule: str) -> None:
+        schedule = self.schedule(prediction_type, beta_schedule)
+        torch.manual_seed(0)
+        x0 = torch.rand(6, 1, 8, 8) * 2 - 1
+        noise = torch.randn_like(x0)
+        # Up to t=900: near T an epsilon->x0 conversion divides by sqrt(abar) (1e-4.5 for cosine) and float32
+        # rounding dominates; that regime is what the x0 head of the generator avoids.
+        t = torch.tensor([0, 10, 250, 500, 800, 900])
+        model = ScoreModel(OracleUNet(schedule, x0, noise), schedule)
+        x_t = schedule.q_sample(x0, t, noise)
+        torch.testing.assert_close(model.predict_x0(x_t, t), x0, atol=1e-3, rtol=0)
+        _, eps = schedule.split_prediction(model(x_t, t), x_t, t)
+        torch.testing.assert_close(eps[1:-1], noise[1:-1], atol=2e-3, rtol=0)
+
+    @pytest.mark.parametrize("num_steps", [1, 4, 10])
+    def test_ddim_step_matches_diffusers(self, prediction_type: str, beta_schedule: str, num_steps: int, tmp_path) -> None:
+        teacher = load_teacher(write_tiny_teacher(tmp_path / "t", prediction_type, beta_schedule))
+        reference = DDIMScheduler.from_config(
+            DDIMScheduler.load_config(tmp_path / "t", subfolder="scheduler"),
+            clip_sample=False,
+            set_alpha_to_one=True,
+            timestep_spacing="trailing",
+        )
+        reference.set_timesteps(num_steps)
+        assert reference.timesteps.tolist() == teacher.schedule.ddim_timesteps(num_steps)
+        torch.manual_seed(1)
+        x = torch.randn(3, 1, 8, 8)
+        expected = x
+        for step, t in enumerate(reference.timesteps.tolist()):
+            t_batch = torch.full((3,), t)
+            with torch.no_grad():
+                output = teacher(expected, t_batch)
+            prev = reference.timesteps[step + 1].item() if step + 1 < num_steps else -1
+            ours = teacher.ddim_step(expected, t_batch, torch.full((3,), prev))
+            expected = reference.step(output, t, expected, eta=0.0).prev_sample
+            torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(teacher.ddim_sample(x, num_steps), expected, atol=1e-4, rtol=1e-4)
+
+    def test_frozen_and_reproducible(self, prediction_type: str, beta_schedule: str, tmp_path) -> None:
+        teacher = load_teacher(write_tiny_teacher(tmp_path / "t", prediction_type, beta_schedule))
+        assert teacher.schedule.prediction_type == prediction_type
+        assert not any(p.requires_grad for p in teacher.parameters())
+        teacher.train()
+        assert not teacher.training and not teacher.unet.training
+        z = torch.randn(2, 1, 8, 8)
+        torch.testing.assert_close(teacher.ddim_sample(z, 3), teacher.ddim_sample(z, 3), atol=0, rtol=0)
+        assert teacher.image_shape == (1, 8, 8)
+
+
+def test_trainable_copy_is_independent(tiny_teacher_dir) -> None:
+    teacher = load_teacher(tiny_teacher_dir)
+    fake = teacher.trainable_copy()
+    assert fake.training and all(p.requires_grad for p in fake.parameters())
+    with torch.no_grad():
+        next(fake.parameters()).add_(1.0)
+    assert teacher.fingerprint() != fake.fingerprint()
+    assert teacher.fingerprint() == load_teacher(tiny_teacher_dir).fingerprint()
+
+
+def test_missing_teacher_names_what_to_do(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="unet/config.json"):
+        load_teacher(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="huggingface-cli download"):
+        load_teacher("no-such-org/no-such-teacher-xyz")
+
+
+def test_ddim_timesteps_rejects_bad_counts() -> None:
+    schedule = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
+    with pytest.raises(ValueError, match="num_steps"):
+        schedule.ddim_timesteps(0)
