@@ -8,7 +8,24 @@ from lightning.pytorch.cli import LightningCLI
 
 
 class SignsCLI(LightningCLI):
-    """LightningCLI in subclass mode: configs name ``model.class_path`` and ``data.class_path``."""
+    """LightningCLI in subclass mode: configs name ``model.class_path`` and ``data.class_path``.
+
+    ``signs validate`` / ``signs test`` end with a table of the metrics (FID per NFE, teacher FID at matched NFE,
+    idempotence and reconstruction errors, class coverage).
+    """
+
+    def _print_table(self) -> None:
+        from signs_lightning.evaluation import format_table
+
+        if self.trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
+            print(format_table(metrics))
+
+    def after_validate(self) -> None:
+        self._print_table()
+
+    def after_test(self) -> None:
+        self._print_table()
 
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:

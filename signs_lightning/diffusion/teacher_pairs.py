@@ -8,26 +8,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
 from signs_lightning.diffusion.score_model import ScoreModel
-
-
-def default_cache_dir() -> Path:
-    """``$SIGNS_CACHE`` or ``~/.cache/signs_lightning``."""
-    return Path(os.environ.get("SIGNS_CACHE", Path.home() / ".cache" / "signs_lightning")).expanduser()
-
-
-def save_atomically(obj: object, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a killed run never leaves a half-written file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def pairs_path(teacher: ScoreModel, count: int, steps: int, seed: int, cache_dir: str | os.PathLike | None) -> Path:
     """Cache file keyed by teacher fingerprint, sampler, steps, count and seed."""
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return root / "teacher_pairs" / f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}.pt"
+    return resolve_cache_dir(cache_dir) / "teacher_pairs" / f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}.pt"
 
 
 @torch.no_grad()
@@ -49,5 +36,5 @@ def load_or_generate_pairs(
         cached = torch.load(path, map_location="cpu", weights_only=True)
         return cached["z"], cached["y"]
     z, y = generate_pairs(teacher, count, steps, seed)
-    save_atomically({"z": z, "y": y}, path)
+    atomic_torch_save({"z": z, "y": y}, path)
     return z, y

@@ -2,6 +2,10 @@
 
 f is the student ``IdempotentGenerator``; teacher and fake score are ``ScoreModel``s. Images are (B, C, H, W).
 Every teacher and fake-score evaluation that only provides a target runs under ``torch.no_grad``.
+
+Terms whose only trainable call is a plain f(input) take that output (``f_x``, ``f_y``, ``f_z_ref``) rather than
+f itself, so the module can run all of one step's f calls as one batched forward (GroupNorm UNets are
+per-sample, so batching changes nothing but speed).
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ def with_detached_parameters(module: nn.Module) -> Callable[[Tensor], Tensor]:
     return lambda x: functional_call(module, params, (x,))
 
 
-def reconstruction_loss(f: nn.Module, x: Tensor, distance: DistanceFn) -> Tensor:
-    """L_rec = d(f(x), x) on real images x: the data are fixed points of f."""
-    return distance(f(x), x)
+def reconstruction_loss(f_x: Tensor, x: Tensor, distance: DistanceFn) -> Tensor:
+    """L_rec = d(f(x), x) on real images x: the data are fixed points of f. ``f_x`` = f(x) with graph."""
+    return distance(f_x, x)
 
 
 def idempotence_loss(f: nn.Module, f_z: Tensor, distance: DistanceFn) -> Tensor:
@@ -48,15 +52,8 @@ def flow_timesteps(num_timesteps: int, num_intervals: int) -> Tensor:
     return torch.linspace(0, num_timesteps - 1, num_intervals + 1).round().long()
 
 
-def flow_loss(
-    f: nn.Module,
-    target_f: nn.Module,
-    teacher: ScoreModel,
-    x: Tensor,
-    num_intervals: int,
-    distance: DistanceFn,
-) -> Tensor:
-    """L_flow = d(f(y), sg[f⁻(ŷ)]): f maps neighbouring points of one teacher ODE trajectory to the same image.
+def flow_pair(target_f: nn.Module, teacher: ScoreModel, x: Tensor, num_intervals: int) -> tuple[Tensor, Tensor]:
+    """(y, sg[f⁻(ŷ)]): a point of the teacher's ODE trajectory and L_flow's target for f(y).
 
     n ~ U{0..N-1}; y = q(x, t_{n+1}, ε); ŷ = teacher DDIM step t_{n+1} → t_n (x̂₀ when t_n = 0);
     f⁻ is ``target_f`` (the student itself or its EMA), evaluated without gradient.
@@ -67,8 +64,13 @@ def flow_loss(
     y = teacher.q_sample(x, t_next, torch.randn_like(x))
     with torch.no_grad():
         y_hat = teacher.ddim_step(y, t_next, torch.where(t_prev == 0, torch.full_like(t_prev, -1), t_prev))
-        target = target_f(y_hat)
-    return distance(f(y), target)
+        return y, target_f(y_hat)
+
+
+def flow_loss(f_y: Tensor, target: Tensor, distance: DistanceFn) -> Tensor:
+    """L_flow = d(f(y), sg[f⁻(ŷ)]) for ``(y, target) = flow_pair(...)``: f maps neighbouring points of one
+    teacher ODE trajectory to the same image, so f is consistent along the flow without a time input."""
+    return distance(f_y, target.detach())
 
 
 def dmd_loss(
@@ -97,9 +99,9 @@ def dmd_loss(
     return 0.5 * (x_g - target).pow(2).mean()
 
 
-def regression_loss(f: nn.Module, z_ref: Tensor, y_ref: Tensor, distance: DistanceFn) -> Tensor:
-    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher DDIM sample) pairs."""
-    return distance(f(z_ref), y_ref)
+def regression_loss(f_z_ref: Tensor, y_ref: Tensor, distance: DistanceFn) -> Tensor:
+    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher DDIM sample) pairs. ``f_z_ref`` = f(z_ref) with graph."""
+    return distance(f_z_ref, y_ref)
 
 
 def denoising_loss(score: ScoreModel, x0: Tensor) -> Tensor:

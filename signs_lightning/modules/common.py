@@ -10,8 +10,10 @@ import torchvision
 from torch import Tensor, nn
 
 from signs_lightning import sampling
+from signs_lightning.data.errors import check_matches_model
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.modules.ema import EMA
 
 TEACHER_PREFIX = "teacher."
@@ -39,7 +41,7 @@ class GeneratorModule(L.LightningModule):
         max_generator_steps: int | None,
         gradient_clip_norm: float | None,
         sample_nfe: list[int],
-        evaluator: Any = None,
+        evaluator: FIDEvaluator | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -66,15 +68,9 @@ class GeneratorModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "channels"):
-            channels, height, width = self.image_shape
-            served = (datamodule.channels, datamodule.image_size, datamodule.image_size)
-            if served != (channels, height, width):
-                source = self.teacher.source if self.teacher is not None else type(self).__name__
-                raise ValueError(
-                    f"data {type(datamodule).__name__} serves {served[0]}x{served[1]}x{served[2]} images but the "
-                    f"model ({source}) expects {channels}x{height}x{width}: set data.init_args.image_size/channels "
-                    "to match, or choose another teacher"
-                )
+            channels, height, _ = self.image_shape
+            name = self.teacher.source if self.teacher is not None else type(self).__name__
+            check_matches_model(datamodule, channels, height, name)
         if self.evaluator is not None and datamodule is not None:
             self.evaluator.prepare(datamodule, self.trainer.strategy)
 
@@ -134,15 +130,18 @@ class GeneratorModule(L.LightningModule):
         self.log_dict({k.replace("diag/", "val/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0])
 
     def on_validation_epoch_end(self) -> None:
-        if self.evaluator is not None:
-            metrics = self.evaluator.evaluate(self.sample, self.image_shape, self.trainer.strategy)
+        # The sanity check only proves the loop runs; a full FID there would double the first validation's cost.
+        if self.evaluator is not None and not self.trainer.sanity_checking:
+            strategy = self.trainer.strategy
+            metrics = self.evaluator.evaluate(self.sample, self.image_shape, strategy)
             if self.teacher is not None:
                 metrics.update(
                     self.evaluator.evaluate_teacher(
-                        self.teacher.ddim_sample, self.image_shape, self.trainer.strategy, key=self.teacher.fingerprint()
+                        self.teacher.ddim_sample, self.image_shape, strategy, teacher_key=self.teacher.fingerprint()
                     )
                 )
-            self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
+            # Every rank computed the same values (the evaluator all-reduces): no sync_dist needed.
+            self.log_dict(metrics)
         self.log_sample_grid()
 
     def sample_grid(self, count: int = 64, seed: int = 0) -> Tensor:
@@ -181,7 +180,7 @@ class GeneratorModule(L.LightningModule):
         current = self.state_dict()
         checkpoint["state_dict"].update({k: v for k, v in current.items() if self._excluded(k)})
 
-    def _excluded(self, key: str) -> bool:
-        return key.startswith(TEACHER_PREFIX) or (
-            self.evaluator is not None and any(key.startswith(p) for p in self.evaluator.checkpoint_exclusions("evaluator."))
-        )
+    @staticmethod
+    def _excluded(key: str) -> bool:
+        # The evaluator keeps its extractor out of the state dict by itself; only the teacher needs stripping.
+        return key.startswith(TEACHER_PREFIX)

@@ -10,6 +10,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from signs_lightning.diffusion.score_model import load_teacher
+from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import Distance, distance_fn, idempotence_loss, reconstruction_loss, tightening_loss
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.dcgan import DCGANAutoencoder
@@ -60,7 +61,7 @@ class IGNModule(GeneratorModule):
         ema_decay: float | None = 0.999,
         sample_nfe: list[int] = [1, 2],
         optimizer: OptimizerCallable = functools.partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999)),
-        evaluator: Any = None,
+        evaluator: FIDEvaluator | None = None,
     ) -> None:
         self.save_hyperparameters(ignore=["optimizer", "evaluator"])
         weights = {term: float(w) for term, w in zip(LOSS_TERMS, (lambda_rec, lambda_idem, lambda_tight))}
@@ -107,11 +108,12 @@ class IGNModule(GeneratorModule):
         L_rec is always computed: it scales L_tight's clamp even when its own weight is 0.
         """
         f, w, d = self.generator, self.weights, self.distance
-        losses = {"rec": reconstruction_loss(f, x, d)}
+        losses = {"rec": reconstruction_loss(f(x), x, d)}
+        f_z = f(z)
         if w["idem"] > 0:
-            losses["idem"] = idempotence_loss(f, f(z), d)
+            losses["idem"] = idempotence_loss(f, f_z, d)
         if w["tight"] > 0:
-            losses["tight"] = tightening_loss(f, z, losses["rec"], d, self.hparams.tight_clamp_ratio)
+            losses["tight"] = tightening_loss(f, f_z, losses["rec"], d, self.hparams.tight_clamp_ratio)
         return losses
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
@@ -12,12 +12,14 @@ from torch import Tensor
 from signs_lightning import sampling
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
 from signs_lightning.diffusion.teacher_pairs import load_or_generate_pairs
+from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import (
     Distance,
     denoising_loss,
     distance_fn,
     dmd_loss,
     flow_loss,
+    flow_pair,
     idempotence_loss,
     reconstruction_loss,
     regression_loss,
@@ -84,7 +86,7 @@ class SIGNModule(GeneratorModule):
         sample_nfe: list[int] = [1, 2],
         generator_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
         fake_score_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
-        evaluator: Any = None,
+        evaluator: FIDEvaluator | None = None,
         cache_dir: str | None = None,
     ) -> None:
         self.save_hyperparameters(ignore=["generator_optimizer", "fake_score_optimizer", "evaluator"])
@@ -135,23 +137,33 @@ class SIGNModule(GeneratorModule):
 
     # -- training ---------------------------------------------------------------------------------------------
     def generator_losses(self, x: Tensor, z: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Each weighted-in loss term (unweighted) for real batch x and noise z, and f(z) (graph attached)."""
+        """Each weighted-in loss term (unweighted) for real batch x and noise z, and f(z) (graph attached).
+
+        All trainable f calls of the step (z, x, y, z_ref) run as one batched forward.
+        """
         f, w, d = self.generator, self.weights, self.distance
-        losses: dict[str, Tensor] = {}
-        f_z = f(z)
+        inputs: dict[str, Tensor] = {"z": z}
         if w["rec"] > 0:
-            losses["rec"] = reconstruction_loss(f, self._maybe_renoise(x), d)
-        if w["idem"] > 0:
-            losses["idem"] = idempotence_loss(f, f_z, d)
+            inputs["x"] = self._maybe_renoise(x)
         if w["flow"] > 0:
-            target = self.ema.module if self.hparams.flow_target == "ema" else f
-            losses["flow"] = flow_loss(f, target, self.teacher, x, self.hparams.flow_intervals, d)
-        if w["dmd"] > 0:
-            losses["dmd"] = dmd_loss(f_z, self.teacher, self.fake_score, self.hparams.dmd_t_min, self.hparams.dmd_t_max)
+            target_f = self.ema.module if self.hparams.flow_target == "ema" else f
+            inputs["y"], flow_target = flow_pair(target_f, self.teacher, x, self.hparams.flow_intervals)
         if w["reg"] > 0:
-            z_ref, y_ref = self._reg_batch(x.shape[0], x.device)
-            losses["reg"] = regression_loss(f, z_ref, y_ref, d)
-        return losses, f_z
+            inputs["z_ref"], y_ref = self._reg_batch(x.shape[0], x.device)
+        outputs = dict(zip(inputs, f(torch.cat(list(inputs.values()))).split([v.shape[0] for v in inputs.values()])))
+
+        losses: dict[str, Tensor] = {}
+        if w["rec"] > 0:
+            losses["rec"] = reconstruction_loss(outputs["x"], x, d)
+        if w["idem"] > 0:
+            losses["idem"] = idempotence_loss(f, outputs["z"], d)
+        if w["flow"] > 0:
+            losses["flow"] = flow_loss(outputs["y"], flow_target, d)
+        if w["dmd"] > 0:
+            losses["dmd"] = dmd_loss(outputs["z"], self.teacher, self.fake_score, self.hparams.dmd_t_min, self.hparams.dmd_t_max)
+        if w["reg"] > 0:
+            losses["reg"] = regression_loss(outputs["z_ref"], y_ref, d)
+        return losses, outputs["z"]
 
     def _maybe_renoise(self, x: Tensor) -> Tensor:
         """Replace a ``renoise_fraction`` of x by re-noised copies at the multi-step sampler's levels."""

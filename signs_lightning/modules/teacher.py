@@ -14,9 +14,10 @@ import torchvision
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
-from signs_lightning.diffusion.schedule import PredictionType
+from signs_lightning.data.errors import check_matches_model
+from signs_lightning.diffusion.schedule import NoiseSchedule, PredictionType
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.diffusion.schedule import NoiseSchedule
+from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import denoising_loss
 from signs_lightning.modules.ema import EMA
 from signs_lightning.networks.unet import build_unet
@@ -33,6 +34,7 @@ class TeacherModule(L.LightningModule):
         output_dir: where ``on_fit_end`` writes the pipeline (``model_index.json``, ``unet/``, ``scheduler/``).
         sample_nfe: DDIM steps of the validation grid.
         optimizer: optimizer factory (LightningCLI ``class_path`` config).
+        evaluator: optional ``FIDEvaluator``; its ``nfe`` are the DDIM step counts scored at each validation.
     """
 
     def __init__(
@@ -51,9 +53,10 @@ class TeacherModule(L.LightningModule):
         output_dir: str = "teachers/mnist16",
         sample_nfe: list[int] = [10],
         optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
+        evaluator: FIDEvaluator | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer", "evaluator"])
         from diffusers import DDPMScheduler
 
         self.scheduler_config = dict(
@@ -71,16 +74,14 @@ class TeacherModule(L.LightningModule):
         self.model = ScoreModel(unet, NoiseSchedule.from_scheduler_config(self.scheduler_config), source=output_dir)
         self.ema = EMA(self.model, ema_decay)
         self.optimizer = optimizer
+        self.evaluator = evaluator
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        hp = self.hparams
-        if datamodule is not None and (datamodule.channels, datamodule.image_size) != (hp.channels, hp.image_size):
-            raise ValueError(
-                f"data {type(datamodule).__name__} serves {datamodule.channels}x{datamodule.image_size}x"
-                f"{datamodule.image_size} images but the teacher is configured for {hp.channels}x{hp.image_size}x"
-                f"{hp.image_size}: set model.init_args.channels/image_size to match"
-            )
+        if datamodule is not None and hasattr(datamodule, "channels"):
+            check_matches_model(datamodule, self.hparams.channels, self.hparams.image_size, "being trained")
+        if self.evaluator is not None and datamodule is not None:
+            self.evaluator.prepare(datamodule, self.trainer.strategy)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer(self.model.parameters())
@@ -101,6 +102,9 @@ class TeacherModule(L.LightningModule):
         self.log("val/loss_denoise", loss, sync_dist=True, batch_size=x.shape[0])
 
     def on_validation_epoch_end(self) -> None:
+        if self.evaluator is not None and not self.trainer.sanity_checking:
+            shape = (self.hparams.channels, self.hparams.image_size, self.hparams.image_size)
+            self.log_dict(self.evaluator.evaluate(self.ema.module.ddim_sample, shape, self.trainer.strategy))
         experiment = getattr(self.logger, "experiment", None)
         if self.trainer.is_global_zero and hasattr(experiment, "add_image"):
             z = torch.randn((16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),

