@@ -72,6 +72,9 @@ VARIANTS: list[Variant] = [
                  sign_terms(flow=1.0, dmd=1.0, reg=0.0, gen_every=5)),
     sign_variant("sign_all_reg", "all terms, fake score 1:1", sign_terms(flow=1.0, dmd=1.0)),
     sign_variant("sign_all_reg_5to1", "all terms, fake score 5:1", sign_terms(flow=1.0, dmd=1.0, gen_every=5)),
+    # The multi-step question: train L_rec on half re-noised inputs, at the levels the multi-step sampler uses.
+    sign_variant("sign_renoise", "rec+idem+reg, L_rec on re-noised x (renoise_fraction 0.5)",
+                 ["model.init_args.renoise_fraction=0.5", "model.init_args.sample_nfe=[1, 2, 4]"]),
     Variant(name=BASELINE, kind="ign", config=IGN_CONFIG, overrides=[], nfe=[1, 2], inception_nfe=[1],
             description="IGN baseline, published defaults (configs/ign_mnist.yaml)"),
 ]
