@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.modules import SIGNModule
@@ -15,7 +17,9 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 
 def test_quickstart_notebook_runs(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
     model = SIGNModule(teacher=str(tiny_teacher_dir), reg_pairs=16, reg_sampler_steps=2, max_generator_steps=1)
-    trainer = L.Trainer(max_epochs=-1, default_root_dir=tmp_path / "runs" / "demo" / "sign_logs", logger=L.pytorch.loggers.CSVLogger(tmp_path / "runs" / "demo" / "sign_logs"),
+    # The same layout `signs demo` writes: runs/demo/sign_logs/lightning_logs/version_0/checkpoints/last.ckpt
+    logs = tmp_path / "runs" / "demo" / "sign_logs"
+    trainer = L.Trainer(max_epochs=-1, logger=CSVLogger(logs), callbacks=[ModelCheckpoint(save_last=True)],
                         enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=8))
     cwd = tmp_path / "notebooks"
