@@ -17,7 +17,6 @@ from benchmarks.measure import median_seconds, synchronize
 from benchmarks.training import variant_cli_args
 from benchmarks.variants import Variant
 from signs_lightning.cli import cli_main
-from signs_lightning.diffusion.teacher_pairs import load_or_generate_pairs
 from signs_lightning.losses import denoising_loss
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.modules.sign import SIGNModule
@@ -127,11 +126,8 @@ def run_lightning(cli: Any, loader: DataLoader, device: torch.device) -> list[fl
 def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
     """Batch start stamps of ``bare_step`` over ``loader``, with the config's model and optimizers."""
     model: SIGNModule = cli.model.to(device).train()
-    hp = model.hparams
     if model.weights["reg"] > 0:
-        model.reg_z, model.reg_y = load_or_generate_pairs(
-            model.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir
-        )
+        model.reg = model.teacher_pairs()
     optimizers = model.configure_optimizers()
     stamps = []
     for x, _ in loader:

@@ -60,6 +60,8 @@ def train_variant(
     cli = cli_main(["fit", *variant_cli_args(variant, teacher_dir, log_dir, extra_overrides), *budget_args])
     fit_seconds = time.perf_counter() - start
     model: GeneratorModule = cli.model
+    # The model as scored: the config's ModelCheckpoint saves on step multiples, not when max_time stops the fit.
+    cli.trainer.save_checkpoint(log_dir / "final.ckpt")
     timer = next(callback for callback in cli.trainer.callbacks if isinstance(callback, Timer))
     train_seconds = timer.time_elapsed("train")
     batch_size = int(cli.datamodule.batch_size)

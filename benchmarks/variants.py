@@ -43,13 +43,17 @@ class Variant(TypedDict):
     description: str
 
 
-def sign_terms(flow: float = 0.0, dmd: float = 0.0, reg: float = 1.0, gen_every: int = 1) -> list[str]:
-    """Overrides that switch SIGN's loss terms on or off (L_rec and L_idem keep the config's weights)."""
+def sign_terms(
+    flow: float = 0.0, dmd: float = 0.0, reg: float = 1.0, gen_every: int = 1, trajectory: float = 0.0
+) -> list[str]:
+    """Overrides that set SIGN's loss terms explicitly, whatever the config's defaults (L_rec and L_idem keep the
+    config's weights); ``trajectory`` is L_reg's ``reg_trajectory_fraction``."""
     return [
         f"model.init_args.lambda_flow={flow}",
         f"model.init_args.lambda_dmd={dmd}",
         f"model.init_args.lambda_reg={reg}",
         f"model.init_args.gen_every={gen_every}",
+        f"model.init_args.reg_trajectory_fraction={trajectory}",
     ]
 
 
@@ -60,7 +64,8 @@ def sign_variant(name: str, description: str, overrides: list[str]) -> Variant:
 
 
 VARIANTS: list[Variant] = [
-    sign_variant(HEADLINE, "rec+idem+reg (configs/sign_mnist.yaml as is)", []),
+    sign_variant(HEADLINE, "configs/sign_mnist.yaml as is", []),
+    sign_variant("sign_reg", "rec+idem+reg", sign_terms()),
     sign_variant("sign_flow_noreg", "rec+idem+flow", sign_terms(flow=1.0, reg=0.0)),
     sign_variant("sign_flow_reg", "rec+idem+flow+reg", sign_terms(flow=1.0)),
     sign_variant("sign_dmd_noreg", "rec+idem+dmd, fake score 1:1", sign_terms(dmd=1.0, reg=0.0)),
@@ -72,9 +77,18 @@ VARIANTS: list[Variant] = [
                  sign_terms(flow=1.0, dmd=1.0, reg=0.0, gen_every=5)),
     sign_variant("sign_all_reg", "all terms, fake score 1:1", sign_terms(flow=1.0, dmd=1.0)),
     sign_variant("sign_all_reg_5to1", "all terms, fake score 5:1", sign_terms(flow=1.0, dmd=1.0, gen_every=5)),
-    # The multi-step question: train L_rec on half re-noised inputs, at the levels the multi-step sampler uses.
+    # The multi-step question. First try: L_rec on half re-noised real images (the target, x, is then the blurry
+    # posterior mean of a noisy input, not a sample).
     sign_variant("sign_renoise", "rec+idem+reg, L_rec on re-noised x (renoise_fraction 0.5)",
-                 ["model.init_args.renoise_fraction=0.5", "model.init_args.sample_nfe=[1, 2, 4]"]),
+                 sign_terms() + ["model.init_args.renoise_fraction=0.5", "model.init_args.sample_nfe=[1, 2, 4]"]),
+    # Second: L_reg on the inputs multi-step sampling feeds f, states of the teacher's own ODE paths, whose target
+    # (the path's end) is a sample.
+    sign_variant("sign_traj", "rec+idem+reg, L_reg on DDIM trajectory states (fraction 0.5)",
+                 sign_terms(trajectory=0.5)),
+    sign_variant("sign_traj_flow", "rec+idem+flow+reg, L_reg on trajectory states (0.5)",
+                 sign_terms(flow=1.0, trajectory=0.5)),
+    sign_variant("sign_traj_dmd_5to1", "rec+idem+dmd+reg, trajectory states (0.5), fake score 5:1",
+                 sign_terms(dmd=1.0, gen_every=5, trajectory=0.5)),
     Variant(name=BASELINE, kind="ign", config=IGN_CONFIG, overrides=[], nfe=[1, 2], inception_nfe=[1],
             description="IGN baseline, published defaults (configs/ign_mnist.yaml)"),
 ]

@@ -132,13 +132,44 @@ def test_data_and_teacher_geometry_mismatch_is_a_clear_error(tiny_teacher_dir, t
 
 def test_teacher_pairs_are_generated_once_and_reused(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
     teacher = load_teacher(tiny_teacher_dir)
-    z, y = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
-    torch.testing.assert_close(y, teacher.ddim_sample(z, 2))
+    pairs = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
+    torch.testing.assert_close(pairs.y, teacher.ddim_sample(pairs.z, 2))
+    assert pairs.trajectory is None
+    with_path = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=3, seed=1, cache_dir=tmp_path, trajectory=True)
+    # The two partly-noised states of each DDIM-3 path, in order, then its end point.
+    assert with_path.trajectory.shape == (6, 2, 1, 8, 8)
+    expected = list(teacher.ddim_trajectory(with_path.z, 3))
+    torch.testing.assert_close(with_path.trajectory, torch.stack(expected[:-1], dim=1))
+    torch.testing.assert_close(with_path.y, expected[-1])
     monkeypatch.setattr(teacher_pairs, "generate_pairs", lambda *a, **k: pytest.fail("pairs regenerated"))
-    z2, y2 = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
-    assert torch.equal(z, z2) and torch.equal(y, y2)
+    again = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
+    assert torch.equal(pairs.z, again.z) and torch.equal(pairs.y, again.y)
+    again = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=3, seed=1, cache_dir=tmp_path, trajectory=True)
+    assert torch.equal(with_path.trajectory, again.trajectory)
     # Another setting is another file.
     assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path) != teacher_pairs.pairs_path(teacher, 6, 2, 1, tmp_path)
+    assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path, trajectory=True) != teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_trajectory_regression_feeds_path_states_with_their_endpoint(tiny_teacher_dir, tmp_path, fraction) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg_pairs=16, reg_sampler_steps=3, reg_trajectory_fraction=fraction,
+                      cache_dir=str(tmp_path))
+    fit(model, tmp_path, steps=1, enable_checkpointing=False)
+    reg = model.reg
+    assert (reg.trajectory is None) == (fraction == 0)
+    torch.manual_seed(0)
+    inputs, targets = model._reg_batch(256, torch.device("cpu"))
+    on_path = 0
+    for x, y in zip(inputs, targets):
+        # Every target is a pair's y; its input is that pair's z or one of the states of z's own DDIM path.
+        (index,) = [i for i in range(16) if torch.equal(reg.y[i], y)]
+        candidates = [reg.z[index]] + ([] if reg.trajectory is None else list(reg.trajectory[index]))
+        (position,) = [k for k, c in enumerate(candidates) if torch.equal(c, x)]
+        on_path += position > 0
+    assert on_path == {0.0: 0, 1.0: 256}.get(fraction, on_path)
+    if fraction == 0.5:
+        assert 80 < on_path < 176
 
 
 def test_samplers_shapes_and_idempotence_diagnostic(tiny_teacher_dir) -> None:
@@ -149,6 +180,23 @@ def test_samplers_shapes_and_idempotence_diagnostic(tiny_teacher_dir) -> None:
     diag = model.diagnostics(torch.rand(5, 1, 8, 8) * 2 - 1)
     assert set(diag) == {"diag/idempotence_error", "diag/reconstruction_error"}
     assert model.sample_grid(count=4).shape[0] == 3
+
+
+def test_multistep_sampler_renoises_to_the_configured_levels(tiny_teacher_dir, monkeypatch) -> None:
+    model = tiny_sign(tiny_teacher_dir, renoise_max_level=0.5)
+    seen: list[int] = []
+    q_sample = model.schedule.q_sample
+
+    def recording_q_sample(x, t, noise):
+        seen.extend(set(t.tolist()))
+        return q_sample(x, t, noise)
+
+    monkeypatch.setattr(model.schedule, "q_sample", recording_q_sample)
+    model.sample(torch.randn(3, 1, 8, 8), 3)
+    # T = 1000 in the tiny teacher: evenly spaced from 0.5 * 999 down, in order, one per extra NFE.
+    assert seen == [500, 250]
+    with pytest.raises(ValueError, match="renoise_max_level"):
+        tiny_sign(tiny_teacher_dir, renoise_max_level=0.0)
 
 
 @pytest.mark.parametrize("output_head,t_bar", [("x0", None), ("prediction", 300)])
@@ -164,3 +212,7 @@ def test_bad_settings_are_rejected(tiny_teacher_dir) -> None:
         tiny_sign(tiny_teacher_dir, gen_every=0)
     with pytest.raises(ValueError, match="conditioning_timestep"):
         tiny_sign(tiny_teacher_dir, conditioning_timestep=1000)
+    with pytest.raises(ValueError, match="reg_trajectory_fraction must be in"):
+        tiny_sign(tiny_teacher_dir, reg_trajectory_fraction=1.5)
+    with pytest.raises(ValueError, match="reg_sampler_steps >= 2"):
+        tiny_sign(tiny_teacher_dir, reg_trajectory_fraction=0.5, reg_sampler_steps=1)

@@ -58,6 +58,7 @@ class TestTeacherOverConfigs:
         torch.manual_seed(1)
         x = torch.randn(3, 1, 8, 8)
         expected = x
+        states = []
         for step, t in enumerate(reference.timesteps.tolist()):
             t_batch = torch.full((3,), t)
             with torch.no_grad():
@@ -66,7 +67,11 @@ class TestTeacherOverConfigs:
             ours = teacher.ddim_step(expected, t_batch, torch.full((3,), prev))
             expected = reference.step(output, t, expected, eta=0.0).prev_sample
             torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+            states.append(expected)
         torch.testing.assert_close(teacher.ddim_sample(x, num_steps), expected, atol=1e-4, rtol=1e-4)
+        # The trajectory is the scheduler's own sequence of states, ending at the sample.
+        torch.testing.assert_close(torch.stack(list(teacher.ddim_trajectory(x, num_steps))), torch.stack(states),
+                                   atol=1e-4, rtol=1e-4)
 
     def test_frozen_and_reproducible(self, prediction_type: str, beta_schedule: str, tmp_path) -> None:
         teacher = load_teacher(write_tiny_teacher(tmp_path / "t", prediction_type, beta_schedule))

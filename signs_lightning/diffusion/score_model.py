@@ -6,6 +6,7 @@ import copy
 import hashlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -79,14 +80,24 @@ class ScoreModel(nn.Module):
         return alpha_s * x0 + sigma_s * eps
 
     @torch.no_grad()
-    def ddim_sample(self, noise: Tensor, num_steps: int) -> Tensor:
-        """The teacher's own deterministic DDIM sampler, ``num_steps`` NFE, from noise (B, C, H, W) to x0."""
+    def ddim_trajectory(self, noise: Tensor, num_steps: int) -> Iterator[Tensor]:
+        """The teacher's deterministic DDIM sampler, ``num_steps`` NFE, one state at a time.
+
+        Yields x at each level of ``schedule.ddim_timesteps(num_steps)`` after the first (``num_steps - 1``
+        partly-noised states, (B, C, H, W)), then x0: the points of one ODE trajectory that start at ``noise``.
+        """
         timesteps = self.schedule.ddim_timesteps(num_steps) + [-1]
         x = noise
         for t, s in zip(timesteps[:-1], timesteps[1:]):
             batch = x.shape[0]
             x = self.ddim_step(x, x.new_full((batch,), t, dtype=torch.long), x.new_full((batch,), s, dtype=torch.long))
-        return x
+            yield x
+
+    @torch.no_grad()
+    def ddim_sample(self, noise: Tensor, num_steps: int) -> Tensor:
+        """The teacher's own deterministic DDIM sampler, ``num_steps`` NFE, from noise (B, C, H, W) to x0."""
+        *_, x0 = self.ddim_trajectory(noise, num_steps)
+        return x0
 
     def fingerprint(self) -> str:
         """A short hash of the weights and schedule: a cache key that changes whenever the model does."""

@@ -30,7 +30,8 @@ class GeneratorModule(L.LightningModule):
     Args:
         generator: f, (B, C, H, W) → (B, C, H, W).
         teacher: frozen ``ScoreModel`` or ``None``; never saved in checkpoints (only its source and fingerprint).
-        ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, evaluator: see ``SIGNModule``.
+        ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level, evaluator: see
+            ``SIGNModule``.
     """
 
     def __init__(
@@ -41,12 +42,15 @@ class GeneratorModule(L.LightningModule):
         max_generator_steps: int | None,
         gradient_clip_norm: float | None,
         sample_nfe: list[int],
+        renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         evaluator: FIDEvaluator | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         if any(k < 1 for k in sample_nfe):
             raise ValueError(f"sample_nfe entries must be >= 1, got {sample_nfe}")
+        if not 0 < renoise_max_level <= 1:
+            raise ValueError(f"renoise_max_level must be in (0, 1], got {renoise_max_level}")
         self.generator = generator
         self.teacher = teacher
         self.schedule = teacher.schedule if teacher is not None else default_schedule()
@@ -54,6 +58,7 @@ class GeneratorModule(L.LightningModule):
         self.max_generator_steps = max_generator_steps
         self.gradient_clip_norm = gradient_clip_norm
         self.sample_nfe = list(sample_nfe)
+        self.renoise_max_level = renoise_max_level
         self.evaluator = evaluator
         # Counted here, not read off trainer.global_step, which counts the steps of every optimizer.
         self.generator_steps = 0
@@ -109,7 +114,11 @@ class GeneratorModule(L.LightningModule):
         f = self.sampler
         if nfe == 1:
             return sampling.one_step(f, z)
-        return sampling.multistep(f, z, self.schedule, sampling.renoise_timesteps(self.schedule, nfe))
+        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe))
+
+    def renoise_timesteps(self, nfe: int) -> list[int]:
+        """The re-noising levels of the ``nfe``-NFE sampler (``sampling.renoise_timesteps``)."""
+        return sampling.renoise_timesteps(self.schedule, nfe, self.renoise_max_level)
 
     @torch.no_grad()
     def diagnostics(self, x: Tensor) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
+from signs_lightning import sampling
 from signs_lightning.diffusion.score_model import load_teacher
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import Distance, distance_fn, idempotence_loss, reconstruction_loss, tightening_loss
@@ -39,8 +40,8 @@ class IGNModule(GeneratorModule):
         distance: d(·,·) of all three terms.
         lambda_rec, lambda_idem, lambda_tight: loss weights.
         tight_clamp_ratio: a of L_tight's clamp.
-        max_generator_steps, gradient_clip_norm, ema_decay, sample_nfe, evaluator: as in ``SIGNModule`` (IGN caches
-            no teacher pairs, so it has no ``cache_dir``).
+        max_generator_steps, gradient_clip_norm, ema_decay, sample_nfe, renoise_max_level, evaluator: as in
+            ``SIGNModule`` (IGN caches no teacher pairs, so it has no ``cache_dir``).
         optimizer: the generator's optimizer factory (LightningCLI ``class_path`` config).
     """
 
@@ -60,6 +61,7 @@ class IGNModule(GeneratorModule):
         gradient_clip_norm: float | None = 10.0,
         ema_decay: float | None = 0.999,
         sample_nfe: list[int] = [1, 2],
+        renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         optimizer: OptimizerCallable = functools.partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999)),
         evaluator: FIDEvaluator | None = None,
     ) -> None:
@@ -87,7 +89,10 @@ class IGNModule(GeneratorModule):
             generator = DCGANAutoencoder(image_size, channels, dcgan_width)
         else:
             raise ValueError(f"network must be 'teacher_unet' or 'dcgan', got {network!r}")
-        super().__init__(generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, evaluator)
+        super().__init__(
+            generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level,
+            evaluator,
+        )
         self.weights = weights
         self.distance = distance_fn(distance)
         self.optimizer = optimizer

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from signs_lightning import sampling
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
-from signs_lightning.diffusion.teacher_pairs import load_or_generate_pairs
+from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import (
     Distance,
@@ -46,14 +46,21 @@ class SIGNModule(GeneratorModule):
         dmd_t_min, dmd_t_max: L_dmd's t range as fractions of T.
         reg_pairs, reg_sampler_steps, reg_seed, reg_batch_size: L_reg's cached teacher DDIM pairs and how
             many of them each step uses (default: the data batch size).
+        reg_trajectory_fraction: fraction of L_reg's inputs taken from the teacher's DDIM trajectory instead of
+            its start z_ref: a partly-noised state x_t of the same ODE path, with the same target y_ref. These are
+            the inputs the multi-step sampler feeds f (samples re-noised to an intermediate level), and the
+            target is the ODE's endpoint from them, a sharp sample rather than the blurry posterior mean.
         renoise_fraction: fraction of generator steps whose L_rec input x is replaced by q(x, t, ε) with
-            t drawn from the multi-step sampler's re-noising levels (teaches f to project partly-noised inputs).
+            t drawn from the multi-step sampler's re-noising levels. Its target x is only the blurry posterior mean
+            of such an input; measured, it did not help (``reg_trajectory_fraction`` did).
         gen_every: the generator steps once every ``gen_every`` batches; the fake score every batch.
         max_generator_steps: stop after this many generator steps (``trainer.max_steps`` counts the steps of
             both optimizers).
         gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
         ema_decay: EMA of the generator (``None``: none); samples and metrics use the EMA when present.
         sample_nfe: NFE settings for validation samples and metrics.
+        renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
+            (``sampling.renoise_timesteps``).
         generator_optimizer, fake_score_optimizer: optimizer factories (LightningCLI ``class_path`` configs).
         evaluator: optional ``FIDEvaluator`` run in the validation hooks.
         cache_dir: where L_reg pairs (and reference statistics) are cached; default ``$SIGNS_CACHE``.
@@ -78,12 +85,14 @@ class SIGNModule(GeneratorModule):
         reg_sampler_steps: int = 10,
         reg_seed: int = 0,
         reg_batch_size: int | None = None,
+        reg_trajectory_fraction: float = 0.0,
         renoise_fraction: float = 0.0,
         gen_every: int = 1,
         max_generator_steps: int | None = None,
         gradient_clip_norm: float | None = 10.0,
         ema_decay: float | None = 0.999,
         sample_nfe: list[int] = [1, 2],
+        renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         generator_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
         fake_score_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
         evaluator: FIDEvaluator | None = None,
@@ -92,6 +101,12 @@ class SIGNModule(GeneratorModule):
         self.save_hyperparameters(ignore=["generator_optimizer", "fake_score_optimizer", "evaluator"])
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
+        if not 0 <= reg_trajectory_fraction <= 1:
+            raise ValueError(f"reg_trajectory_fraction must be in [0, 1], got {reg_trajectory_fraction}")
+        if reg_trajectory_fraction > 0 and reg_sampler_steps < 2:
+            raise ValueError(
+                f"reg_trajectory_fraction > 0 needs a trajectory: reg_sampler_steps >= 2, got {reg_sampler_steps}"
+            )
         if flow_target == "ema" and ema_decay is None:
             raise ValueError("flow_target='ema' needs ema_decay")
         weights = {term: float(w) for term, w in zip(LOSS_TERMS, (lambda_rec, lambda_idem, lambda_flow, lambda_dmd, lambda_reg))}
@@ -99,15 +114,17 @@ class SIGNModule(GeneratorModule):
             raise ValueError(f"loss weights must be >= 0 and not all 0, got {weights}")
         frozen_teacher = load_teacher(teacher)
         generator = IdempotentGenerator(frozen_teacher, conditioning_timestep, output_head)
-        super().__init__(generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, evaluator)
+        super().__init__(
+            generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level,
+            evaluator,
+        )
         self.weights = weights
         self.distance = distance_fn(distance)
         # Initialised from the teacher, as in DMD; absent (no compute, no optimizer) when L_dmd is off.
         self.fake_score: ScoreModel | None = frozen_teacher.trainable_copy() if weights["dmd"] > 0 else None
         self.generator_optimizer = generator_optimizer
         self.fake_score_optimizer = fake_score_optimizer
-        self.reg_z: Tensor | None = None
-        self.reg_y: Tensor | None = None
+        self.reg: TeacherPairs | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -116,18 +133,21 @@ class SIGNModule(GeneratorModule):
     # -- set-up -----------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if stage == "fit" and self.weights["reg"] > 0 and self.reg_z is None:
-            self.reg_z, self.reg_y = self._teacher_pairs()
+        if stage == "fit" and self.weights["reg"] > 0 and self.reg is None:
+            # Rank 0 makes (or finds) the cached pairs; the others wait, then read the same file.
+            strategy = self.trainer.strategy
+            if strategy.is_global_zero:
+                self.teacher_pairs()
+            strategy.barrier("signs_teacher_pairs")
+            self.reg = self.teacher_pairs()
 
-    def _teacher_pairs(self) -> tuple[Tensor, Tensor]:
-        """Rank 0 makes (or finds) the cached pairs; the others wait, then read the same file."""
+    def teacher_pairs(self) -> TeacherPairs:
+        """L_reg's pairs for this module's settings, from the cache (generated and cached on first use)."""
         hp = self.hparams
-        args = (self.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir)
-        strategy = self.trainer.strategy
-        if strategy.is_global_zero:
-            load_or_generate_pairs(*args)
-        strategy.barrier("signs_teacher_pairs")
-        return load_or_generate_pairs(*args)
+        return load_or_generate_pairs(
+            self.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir,
+            trajectory=hp.reg_trajectory_fraction > 0,
+        )
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         optimizers = [self.generator_optimizer(self.generator.parameters())]
@@ -171,7 +191,7 @@ class SIGNModule(GeneratorModule):
         if fraction <= 0:
             return x
         levels = torch.tensor(
-            sorted({t for k in self.sample_nfe for t in sampling.renoise_timesteps(self.teacher.schedule, k)})
+            sorted({t for k in self.sample_nfe for t in self.renoise_timesteps(k)})
             or [self.teacher.schedule.num_timesteps // 2],
             device=x.device,
         )
@@ -180,9 +200,16 @@ class SIGNModule(GeneratorModule):
         return torch.where(chosen, self.teacher.q_sample(x, t, torch.randn_like(x)), x)
 
     def _reg_batch(self, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(inputs, targets) of L_reg: z_ref, or with probability ``reg_trajectory_fraction`` a random state of
+        z_ref's DDIM trajectory; the target is y_ref either way."""
         size = self.hparams.reg_batch_size or batch_size
-        index = torch.randint(0, self.reg_z.shape[0], (size,))
-        return self.reg_z[index].to(device), self.reg_y[index].to(device)
+        index = torch.randint(0, self.reg.z.shape[0], (size,))
+        inputs = self.reg.z[index]
+        if self.reg.trajectory is not None:
+            states = self.reg.trajectory[index, torch.randint(0, self.reg.trajectory.shape[1], (size,))]
+            on_path = (torch.rand(size) < self.hparams.reg_trajectory_fraction).reshape(-1, 1, 1, 1)
+            inputs = torch.where(on_path, states, inputs)
+        return inputs.to(device), self.reg.y[index].to(device)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x = batch[0]

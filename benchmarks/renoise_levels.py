@@ -1,0 +1,80 @@
+"""Score trained generators' multi-step sampler at several re-noising schedules (``renoise_max_level``).
+
+    python -m benchmarks.renoise_levels CKPT [CKPT ...] [--max-levels 0.05 0.1 0.2 0.5] [--nfe 2 4]
+        [--output benchmarks/results/recipes/renoise_levels.json]
+
+Each checkpoint (a ``SIGNModule`` or ``IGNModule`` written by ``signs fit``) is loaded with its teacher, and its
+sampler is scored with the benchmark's LeNet Fréchet distance at 1 NFE and at every (NFE, max level) pair, with the
+same noise for all. Prints a markdown table; ``--output`` also writes the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmarks.measure import Scorer
+from signs_lightning import sampling
+from signs_lightning.modules import IGNModule, SIGNModule
+from signs_lightning.modules.common import GeneratorModule
+
+
+def load_generator(path: Path) -> GeneratorModule:
+    """The module a checkpoint holds (SIGN or IGN, read from its hyperparameters)."""
+    hparams = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]
+    module = IGNModule if "lambda_tight" in hparams else SIGNModule
+    return module.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: list[float]) -> dict[str, float]:
+    """{"1": FD at one step, "<nfe>@<max level>": FD of that multi-step sampler}, LeNet features."""
+    schedules = {"1": []} | {
+        f"{k}@{level:g}": sampling.renoise_timesteps(model.schedule, k, level) for k in nfe for level in max_levels
+    }
+    keys = list(schedules)
+    # The scorer indexes samplers by an integer "NFE"; here it is the schedule's position in ``keys``.
+    rows = scorer.score(
+        lambda z, i: sampling.multistep(model.sampler, z, model.schedule, schedules[keys[i - 1]]),
+        model.image_shape, list(range(1, len(keys) + 1)), [],
+    )
+    return {key: rows[i + 1]["fid_lenet"] for i, key in enumerate(keys)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.renoise_levels", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--max-levels", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.3, 0.5])
+    parser.add_argument("--nfe", nargs="+", type=int, default=[2, 4])
+    parser.add_argument("--num-samples", type=int, default=2000, help="samples per Fréchet distance (default: 2000)")
+    parser.add_argument("--output", type=Path, help="also write the numbers here (JSON)")
+    args = parser.parse_args(argv)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    results: dict[str, dict[str, float]] = {}
+    scorer = None
+    for path in args.checkpoints:
+        model = load_generator(path).to(device)
+        if scorer is None:
+            scorer = Scorer(model.image_shape[-1], args.num_samples, 0, 0, 500, 1, device)
+        results[str(path)] = scan(model, scorer, args.nfe, args.max_levels)
+
+    columns = list(next(iter(results.values())))
+    print("| checkpoint | " + " | ".join(f"FD {c}" for c in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for path, row in results.items():
+        print(f"| {path} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |")
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"argv": sys.argv[1:] if argv is None else argv, "results": results}, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
