@@ -1,7 +1,7 @@
 """Score trained generators' multi-step sampler at several re-noising schedules (``renoise_max_level``).
 
     python -m benchmarks.renoise_levels CKPT [CKPT ...] [--max-levels 0.05 0.1 0.2 0.5] [--nfe 2 4]
-        [--output benchmarks/results/recipes/renoise_levels.json]
+        [--output benchmarks/results/recipes_420s/renoise_levels.json]
 
 Each checkpoint (a ``SIGNModule`` or ``IGNModule`` written by ``signs fit``) is loaded with its teacher, and its
 sampler is scored with the benchmark's LeNet Fréchet distance at 1 NFE and at every (NFE, max level) pair, with the
