@@ -60,7 +60,7 @@ def train_variant(
     cli = cli_main(["fit", *variant_cli_args(variant, teacher_dir, log_dir, extra_overrides), *budget_args])
     fit_seconds = time.perf_counter() - start
     model: GeneratorModule = cli.model
-    # The model as scored: the config's ModelCheckpoint saves on step multiples, not when max_time stops the fit.
+    # The model as scored, under one name for every variant (benchmarks.renoise_levels reads it back).
     cli.trainer.save_checkpoint(log_dir / "final.ckpt")
     timer = next(callback for callback in cli.trainer.callbacks if isinstance(callback, Timer))
     train_seconds = timer.time_elapsed("train")

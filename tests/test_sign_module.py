@@ -7,7 +7,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
+from signs_lightning.callbacks import ModelCheckpoint
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import load_teacher
 from signs_lightning.diffusion import teacher_pairs
@@ -111,6 +113,17 @@ def test_checkpoint_holds_no_teacher_and_resume_continues(tiny_teacher_dir, tmp_
     # And the teacher came back from its source, identical.
     for key, value in load_teacher(tiny_teacher_dir).state_dict().items():
         assert torch.equal(resumed.teacher.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("callback", [LightningModelCheckpoint, ModelCheckpoint])
+def test_last_checkpoint_holds_the_final_model_when_the_fit_stops_between_saves(tiny_teacher_dir, tmp_path, callback) -> None:
+    model = tiny_sign(tiny_teacher_dir)
+    root = tmp_path / callback.__module__
+    fit(model, root, steps=3, callbacks=[callback(dirpath=root, save_last=True, every_n_train_steps=2)])
+    saved = torch.load(root / "last.ckpt", map_location="cpu", weights_only=False)["signs_counters"]["generator_steps"]
+    # Lightning's own callback leaves last.ckpt at step 2 (its on_train_end writes it only if none exists yet);
+    # ours refreshes it, so resuming continues from the model the fit ended with.
+    assert saved == (3 if callback is ModelCheckpoint else 2)
 
 
 def test_resume_refuses_a_different_teacher(tiny_teacher_dir, tmp_path) -> None:
