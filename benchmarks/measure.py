@@ -22,9 +22,9 @@ from signs_lightning.evaluation import (
     MNISTClassifierFeatures,
     count_tag,
 )
+from signs_lightning.evaluation.fid import SampleFn
 from signs_lightning.modules.common import GeneratorModule
 
-SampleFn = Callable[[Tensor, int], Tensor]
 
 
 def synchronize(device: torch.device) -> None:
@@ -101,7 +101,7 @@ def by_nfe(metrics: dict[str, float]) -> dict[int, dict[str, float]]:
 
 
 class Scorer:
-    """Scores any sampler ``sample_fn(noise, nfe)`` the same way, with the same noise, for every model.
+    """Scores any sampler ``sample_fn(noise, nfe, generator)`` the same way, with the same noise, for every model.
 
     Fréchet distances use the MNIST LeNet's features (``num_samples`` samples) and, when ``inception_samples`` > 0,
     the TF-Inception features (fewer samples, against ``inception_reference`` training images). The reference
@@ -172,7 +172,8 @@ class Scorer:
         evaluator = self._evaluator(extractor, nfe, teacher_key is not None)
         if teacher_key is None:
             return by_nfe(evaluator.evaluate(sample_fn, shape, self.strategy))
-        return by_nfe(evaluator.evaluate_teacher(sample_fn, shape, self.strategy, teacher_key=teacher_key))
+        deterministic = lambda noise, nfe: sample_fn(noise, nfe, None)  # noqa: E731 - the teacher draws nothing
+        return by_nfe(evaluator.evaluate_teacher(deterministic, shape, self.strategy, teacher_key=teacher_key))
 
     def score(
         self,
@@ -195,7 +196,7 @@ class Scorer:
         rows: dict[int, dict[str, float | None]] = {}
         for k in nfe:
             with torch.no_grad():
-                seconds = median_seconds(lambda: sample_fn(z, k), self.sample_repeats, self.device)
+                seconds = median_seconds(lambda: sample_fn(z, k, None), self.sample_repeats, self.device)
             rows[k] = {
                 "fid_lenet": lenet[k]["fid"],
                 "class_coverage": lenet[k].get("class_coverage"),

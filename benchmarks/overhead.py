@@ -17,8 +17,7 @@ from benchmarks.measure import median_seconds, synchronize
 from benchmarks.training import variant_cli_args
 from benchmarks.variants import Variant
 from signs_lightning.cli import cli_main
-from signs_lightning.losses import denoising_loss
-from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.modules.common import GeneratorModule, bare_step_tools
 from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.networks.generator import IdempotentGenerator
 
@@ -49,33 +48,6 @@ def fixed_batch_loader(x: Tensor, steps: int) -> DataLoader:
     return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
 
 
-def bare_step(model: SIGNModule, optimizers: list[torch.optim.Optimizer], x: Tensor) -> None:
-    """``SIGNModule.training_step`` written as plain PyTorch: the same loss functions, optimizers and clipping."""
-    z = torch.randn_like(x)
-    gen_opt, fake_opt = optimizers[0], (optimizers[1] if len(optimizers) > 1 else None)
-    if model.global_batches % model.hparams.gen_every == 0:
-        losses, f_z = model.generator_losses(x, z)
-        total = sum(model.weights[name] * value for name, value in losses.items())
-        gen_opt.zero_grad(set_to_none=True)
-        total.backward()
-        if model.gradient_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.generator.parameters(), model.gradient_clip_norm)
-        gen_opt.step()
-        model.after_generator_step()
-        f_z = f_z.detach()
-    elif fake_opt is not None:
-        with torch.no_grad():
-            f_z = model.generator(z)
-    if fake_opt is not None:
-        loss = denoising_loss(model.fake_score, f_z)
-        fake_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if model.gradient_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.fake_score.parameters(), model.gradient_clip_norm)
-        fake_opt.step()
-    model.global_batches += 1
-
-
 def lightning_vs_bare(
     variant: Variant,
     teacher_dir: Path,
@@ -86,7 +58,7 @@ def lightning_vs_bare(
     rounds: int,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through ``bare_step``.
+    """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through a plain loop over the same step function.
 
     Each round builds both from the variant's config (``signs fit``'s parser, same seed, so the same initial
     weights, optimizers and trainer settings) and runs them one after the other on the same fixed batch; rounds
@@ -124,11 +96,14 @@ def run_lightning(cli: Any, loader: DataLoader, device: torch.device) -> list[fl
 
 
 def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
-    """Batch start stamps of ``bare_step`` over ``loader``, with the config's model and optimizers."""
+    """Batch start stamps of the module's own ``seeded_train_batch`` in a plain loop over ``loader``, with the
+    config's model and optimizers and plain PyTorch backward/clipping (``bare_step_tools``)."""
     model: SIGNModule = cli.model.to(device).train()
-    if model.weights["reg"] > 0:
-        model.reg = model.teacher_pairs()
-    optimizers = model.configure_optimizers()
+    if model.loss_weights["reg"] > 0:
+        model.pairs = model.teacher_pairs()
+    optimizers = {name: config["optimizer"] for name, config in zip(("generator", "fake_score"), model.configure_optimizers())}
+    # The module's own step function, with plain PyTorch backward and clipping injected in place of Lightning's.
+    model.step_tools = bare_step_tools(model)
     stamps = []
     for x, _ in loader:
         synchronize(device)
@@ -136,7 +111,7 @@ def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
         # The module's own stopping rule (``on_train_batch_start``), so both loops stamp the same batches.
         if model.generator_steps >= model.max_generator_steps:
             break
-        bare_step(model, optimizers, x.to(device))
+        model.seeded_train_batch(x.to(device), optimizers)
     return stamps
 
 
@@ -146,7 +121,7 @@ def sample_vs_forward(
 ) -> dict[str, float] | None:
     """``model.sample(z, 1)`` against the bare ``unet(z, t).sample`` it wraps (same weights, same batch); None when
     the generator is not a UNet (IGN's DCGAN)."""
-    network = model.sampler
+    network = model.sampling_network
     if not isinstance(network, IdempotentGenerator):
         return None
     z = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0)).to(device)

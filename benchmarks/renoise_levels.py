@@ -38,7 +38,7 @@ def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: lis
     keys = list(schedules)
     # The scorer indexes samplers by an integer "NFE"; here it is the schedule's position in ``keys``.
     rows = scorer.score(
-        lambda z, i: sampling.multistep(model.sampler, z, model.schedule, schedules[keys[i - 1]]),
+        lambda z, i, g: sampling.multistep(model.sampling_network, z, model.schedule, schedules[keys[i - 1]], g),
         model.image_shape, list(range(1, len(keys) + 1)), [],
     )
     return {key: rows[i + 1]["fid_lenet"] for i, key in enumerate(keys)}

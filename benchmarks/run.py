@@ -128,7 +128,7 @@ def device_name(device: torch.device) -> str:
 
 def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer: Scorer) -> dict[str, Any]:
     fingerprint = teacher.fingerprint()
-    rows = scorer.score(teacher.ddim_sample, teacher.image_shape, TEACHER_NFE, TEACHER_INCEPTION_NFE, fingerprint)
+    rows = scorer.score(lambda z, k, _: teacher.ddim_sample(z, k), teacher.image_shape, TEACHER_NFE, TEACHER_INCEPTION_NFE, fingerprint)
     return {
         "name": report.TEACHER,
         "kind": "teacher",
@@ -150,7 +150,7 @@ def generator_entry(
         {"label": f"{name} @ {k}", "sampler": "multistep", "nfe": k, **values}
         for k, values in scorer.score(model.sample, shape, variant["nfe"], variant["inception_nfe"]).items()
     ]
-    ffz = scorer.score(lambda z, k: sampling.repeated_projection(model.sampler, z, k), shape, [2], [])
+    ffz = scorer.score(lambda z, k, _: sampling.repeated_projection(model.sampling_network, z, k), shape, [2], [])
     rows.append({"label": f"{name} f(f(z))", "sampler": "ffz", "nfe": 2, **ffz[2]})
     return {
         "name": name,

@@ -77,12 +77,9 @@ VARIANTS: list[Variant] = [
                  sign_terms(flow=1.0, dmd=1.0, reg=0.0, gen_every=5)),
     sign_variant("sign_all_reg", "all terms, fake score 1:1", sign_terms(flow=1.0, dmd=1.0)),
     sign_variant("sign_all_reg_5to1", "all terms, fake score 5:1", sign_terms(flow=1.0, dmd=1.0, gen_every=5)),
-    # The multi-step question. First try: L_rec on half re-noised real images (the target, x, is then the blurry
-    # posterior mean of a noisy input, not a sample).
-    sign_variant("sign_renoise", "rec+idem+reg, L_rec on re-noised x (renoise_fraction 0.5)",
-                 sign_terms() + ["model.init_args.renoise_fraction=0.5", "model.init_args.sample_nfe=[1, 2, 4]"]),
-    # Second: L_reg on the inputs multi-step sampling feeds f, states of the teacher's own ODE paths, whose target
-    # (the path's end) is a sample.
+    # The multi-step question: L_reg on the inputs multi-step sampling feeds f, states of the teacher's own ODE
+    # paths, whose target (the path's end) is a sample. (L_rec on re-noised real images, whose target is only the
+    # blurry posterior mean, made every NFE worse: benchmarks/README.md; the option was removed.)
     sign_variant("sign_traj", "rec+idem+reg, L_reg on DDIM trajectory states (fraction 0.5)",
                  sign_terms(trajectory=0.5)),
     sign_variant("sign_traj_flow", "rec+idem+flow+reg, L_reg on trajectory states (0.5)",

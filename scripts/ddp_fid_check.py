@@ -17,6 +17,8 @@ import socket
 from collections.abc import Sequence
 
 import torch
+
+from signs_lightning.sampling import randn_like
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
@@ -44,9 +46,13 @@ class FixedReference:
         return DataLoader(TensorDataset(images, torch.zeros(400, dtype=torch.long)), batch_size=100)
 
 
-def student(noise: Tensor, nfe: int) -> Tensor:
-    """A deterministic stand-in generator: images (B, 1, 8, 8) in [-1, 1] from noise (B, 1, 8, 8)."""
-    return torch.tanh(0.8 * noise) * (1 - 0.1 * nfe)
+def student(noise: Tensor, nfe: int, generator: torch.Generator) -> Tensor:
+    """A stand-in generator: images (B, 1, 8, 8) in [-1, 1] from noise (B, 1, 8, 8); above one NFE it draws fresh
+    noise from ``generator``, as the multi-step sampler's re-noising does."""
+    images = torch.tanh(0.8 * noise) * (1 - 0.1 * nfe)
+    for _ in range(nfe - 1):
+        images = torch.tanh(images + 0.3 * randn_like(images, generator))
+    return images
 
 
 def teacher(noise: Tensor, nfe: int) -> Tensor:

@@ -22,7 +22,9 @@ from signs_lightning import sampling
 from signs_lightning.cli import cli_main
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.evaluation import FIDEvaluator, LocalStrategy, MNISTClassifierFeatures
+from signs_lightning.evaluation.grid import sample_rows_grid
 from signs_lightning.modules.sign import SIGNModule
+from signs_lightning.randomness import seeded_generator
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STAMP = "signs_demo_teacher.json"
@@ -101,7 +103,7 @@ def evaluate(model: SIGNModule, datamodule: EmbeddedMNISTDataModule, args: argpa
                                               teacher_key=model.teacher.fingerprint()))
     ffz_eval = FIDEvaluator(extractor, num_samples=args.num_samples, nfe=[2])
     ffz_eval.prepare(datamodule, strategy)
-    ffz = ffz_eval.evaluate(lambda z, k: sampling.repeated_projection(model.sampler, z, k), shape, strategy, prefix="sign_ffz")
+    ffz = ffz_eval.evaluate(lambda z, k, _: sampling.repeated_projection(model.sampling_network, z, k), shape, strategy, prefix="sign_ffz")
     metrics.update(ffz)
     val_images = torch.cat([batch[0] for batch in datamodule.val_dataloader()]).to(model.device)
     torch.manual_seed(0)
@@ -115,11 +117,11 @@ def evaluate(model: SIGNModule, datamodule: EmbeddedMNISTDataModule, args: argpa
 def sample_grid(model: SIGNModule, args: argparse.Namespace, path: Path, count: int = 16) -> None:
     z = torch.randn((count, *model.image_shape), generator=torch.Generator().manual_seed(1)).to(model.device)
     rows = [model.teacher.ddim_sample(z, k) for k in args.teacher_nfe]
-    rows += [model.sample(z, k) for k in args.sign_nfe]
-    rows.append(sampling.repeated_projection(model.sampler, z, 2))
-    grid = torch.cat(rows).clamp(-1, 1).add(1).div(2).cpu()
+    rows += [model.sample(z, k, seeded_generator(1, k)) for k in args.sign_nfe]
+    rows.append(sampling.repeated_projection(model.sampling_network, z, 2))
+    grid = sample_rows_grid(rows, per_row=count)
     torchvision.utils.save_image(torchvision.transforms.functional.resize(grid, [4 * s for s in grid.shape[-2:]],
-                                 interpolation=torchvision.transforms.InterpolationMode.NEAREST), path, nrow=count)
+                                 interpolation=torchvision.transforms.InterpolationMode.NEAREST), path)
 
 
 def demo_main(argv: list[str]) -> Path:

@@ -1,25 +1,48 @@
-"""Samplers and editors for an idempotent generator f, as pure functions that mirror SIGN.md's algorithms.
+"""Samplers and editors for an idempotent generator f, as pure functions that mirror docs/method.md §5.
 
-``f`` maps (B, C, H, W) → (B, C, H, W); ``schedule`` supplies q(x, t, ε). Noise comes from ``torch.randn_like``,
-so seeding the global RNG (or using ``torch.random.fork_rng``) makes every sampler reproducible.
+``f`` maps (B, C, H, W) → (B, C, H, W); ``schedule`` supplies q(x, t, ε). Every sampler that re-noises takes its
+randomness as an argument (``generator``, as diffusers pipelines and EDM's ``generate.py`` do): the same generator
+state gives the same images on any device and for any number of processes. ``generator=None`` draws from the global
+RNG.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from signs_lightning.diffusion.schedule import NoiseSchedule
 
-Generator = Callable[[Tensor], Tensor]
+# f, the idempotent network: images (B, C, H, W) → images (B, C, H, W).
+Network = Callable[[Tensor], Tensor]
+# One generator for the batch, one per sample, or None for the global RNG.
+RandomSource = Union[torch.Generator, Sequence[torch.Generator], None]
 
 # Best in every recipe of the measured scan over 0.05 .. 0.5 (benchmarks/README.md, "Re-noising levels").
 DEFAULT_RENOISE_MAX_LEVEL = 0.05
 
 
-def one_step(f: Generator, z: Tensor) -> Tensor:
+def randn_like(x: Tensor, generator: RandomSource = None) -> Tensor:
+    """Standard normal noise shaped like ``x``, drawn from ``generator`` on the generator's own device.
+
+    Drawing on the generator's device (then moving) keeps the numbers independent of where ``x`` lives: a CPU
+    generator gives the same noise for CPU and CUDA sampling. A list gives one generator per sample (as diffusers'
+    ``randn_tensor``), so a sample's noise does not depend on which batch it is in.
+    """
+    if generator is None:
+        return torch.randn_like(x)
+    if isinstance(generator, torch.Generator):
+        noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=torch.float32)
+    else:
+        if len(generator) != x.shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {x.shape[0]}")
+        noise = torch.stack([randn_like(x[0], g) for g in generator])
+    return noise.to(device=x.device, dtype=x.dtype)
+
+
+def one_step(f: Network, z: Tensor) -> Tensor:
     """f(z): one NFE."""
     return f(z)
 
@@ -41,15 +64,27 @@ def renoise_timesteps(schedule: NoiseSchedule, nfe: int, max_level: float = DEFA
     return [round(top * (nfe - 1 - k) / (nfe - 1)) for k in range(nfe - 1)]
 
 
-def multistep(f: Generator, z: Tensor, schedule: NoiseSchedule, timesteps: Sequence[int]) -> Tensor:
+def renoise(x: Tensor, schedule: NoiseSchedule, t: int, generator: RandomSource = None) -> Tensor:
+    """q(x, t, ε) at one level t for the whole batch, ε drawn from ``generator``."""
+    level = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    return schedule.q_sample(x, level, randn_like(x, generator))
+
+
+def multistep(
+    f: Network,
+    z: Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    generator: RandomSource = None,
+) -> Tensor:
     """x = f(z); then for each level t_k (decreasing): x = f(q(x, t_k, ε_k)). NFE = 1 + len(timesteps)."""
     x = f(z)
     for t in timesteps:
-        x = f(schedule.q_sample(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), torch.randn_like(x)))
+        x = f(renoise(x, schedule, t, generator))
     return x
 
 
-def repeated_projection(f: Generator, z: Tensor, k: int) -> Tensor:
+def repeated_projection(f: Network, z: Tensor, k: int) -> Tensor:
     """f^k(z), no re-noising: equals f(z) for a perfectly idempotent f; the gap is the idempotence error."""
     x = z
     for _ in range(k):
@@ -57,19 +92,31 @@ def repeated_projection(f: Generator, z: Tensor, k: int) -> Tensor:
     return x
 
 
-def edit(f: Generator, y: Tensor, schedule: NoiseSchedule | None = None, t_edit: int | None = None) -> Tensor:
+def edit(
+    f: Network,
+    y: Tensor,
+    schedule: NoiseSchedule | None = None,
+    t_edit: int | None = None,
+    generator: RandomSource = None,
+) -> Tensor:
     """Zero-shot editing x = f(y) of a corrupted image y; SDEdit-style when ``t_edit`` is given (re-noise first)."""
     if t_edit is None:
         return f(y)
     if schedule is None:
         raise ValueError("edit with t_edit needs the schedule to re-noise")
-    t = torch.full((y.shape[0],), t_edit, device=y.device, dtype=torch.long)
-    return f(schedule.q_sample(y, t, torch.randn_like(y)))
+    return f(renoise(y, schedule, t_edit, generator))
 
 
-def inpaint(f: Generator, y: Tensor, mask: Tensor, schedule: NoiseSchedule, timesteps: Sequence[int]) -> Tensor:
+def inpaint(
+    f: Network,
+    y: Tensor,
+    mask: Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    generator: RandomSource = None,
+) -> Tensor:
     """x ← f(q(m⊙y + (1−m)⊙x, t_k, ε)) over decreasing t_k; ``mask`` is 1 on known pixels. Known pixels kept."""
-    x = f(y * mask + torch.randn_like(y) * (1 - mask))
+    x = f(y * mask + randn_like(y, generator) * (1 - mask))
     for t in timesteps:
-        x = edit(f, mask * y + (1 - mask) * x, schedule, t)
+        x = edit(f, mask * y + (1 - mask) * x, schedule, t, generator)
     return mask * y + (1 - mask) * x

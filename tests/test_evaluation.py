@@ -29,7 +29,7 @@ from signs_lightning.evaluation import (
     format_table,
     frechet_distance,
 )
-from signs_lightning.evaluation.fid import chunk_noise
+from signs_lightning.evaluation.fid import chunk_generator
 from signs_lightning.evaluation.inception_weights import (
     ensure_inception_weights,
     inception_weights_path,
@@ -71,7 +71,10 @@ class FlatFeatures(FeatureExtractor):
 
 def reference_images(num: int, batch_size: int, seed: int = 0) -> Tensor:
     """tanh of exactly the noise the evaluator draws, so that sampling ``tanh(noise)`` reproduces the reference."""
-    chunks = [chunk_noise(seed, c, min(batch_size, num - c * batch_size), SHAPE) for c in range(-(-num // batch_size))]
+    chunks = [
+        torch.randn((min(batch_size, num - c * batch_size), *SHAPE), generator=chunk_generator(seed, c))
+        for c in range(-(-num // batch_size))
+    ]
     return torch.tanh(torch.cat(chunks))
 
 
@@ -94,7 +97,7 @@ def make_evaluator(cache_dir: Path, **kwargs) -> FIDEvaluator:
     return FIDEvaluator(FlatFeatures(), **options)
 
 
-def shifted(noise: Tensor, nfe: int) -> Tensor:
+def shifted(noise: Tensor, nfe: int, generator: torch.Generator) -> Tensor:
     return 0.5 * torch.tanh(noise) + 0.2
 
 
@@ -132,13 +135,13 @@ def test_evaluator_fid_zero_against_itself_and_scipy_when_shifted(tmp_path: Path
     images = reference_images(600, 128)
     evaluator = make_evaluator(tmp_path)
     evaluator.prepare(ReferenceData(images), STRATEGY)
-    same = evaluator.evaluate(lambda noise, nfe: torch.tanh(noise), SHAPE, STRATEGY)
+    same = evaluator.evaluate(lambda noise, nfe, generator: torch.tanh(noise), SHAPE, STRATEGY)
     assert list(same) == ["val/fid600_flat_nfe1", "val/class_coverage_nfe1"]
     assert abs(same["val/fid600_flat_nfe1"]) < 1e-9
     assert same["val/class_coverage_nfe1"] == 1.0
 
     moved = evaluator.evaluate(shifted, SHAPE, STRATEGY, prefix="test")
-    samples = shifted(torch.atanh(images.clamp(-0.999999, 0.999999)), 1)  # same noise, other map
+    samples = shifted(torch.atanh(images.clamp(-0.999999, 0.999999)), 1, None)  # same noise, other map
     expected = scipy_frechet(samples.flatten(1).double().numpy(), images.flatten(1).double().numpy())
     assert expected > 0.1
     assert moved["test/fid600_flat_nfe1"] == pytest.approx(expected, rel=1e-6)
@@ -200,7 +203,7 @@ def test_evaluator_before_prepare_and_without_teacher_nfe(tmp_path: Path) -> Non
     evaluator = make_evaluator(tmp_path)
     with pytest.raises(RuntimeError, match="prepare"):
         evaluator.evaluate(shifted, SHAPE, STRATEGY)
-    assert evaluator.evaluate_teacher(shifted, SHAPE, STRATEGY) == {}
+    assert evaluator.evaluate_teacher(lambda noise, nfe: shifted(noise, nfe, None), SHAPE, STRATEGY) == {}
 
 
 def test_extractor_stays_out_of_checkpoints_and_precision_casts(tmp_path: Path) -> None:
@@ -343,7 +346,7 @@ def test_inside_a_lightning_validation_run(tmp_path: Path, lenet_cache: str) -> 
             extractor = MNISTClassifierFeatures(16, cache_dir=lenet_cache)
             self.evaluator = FIDEvaluator(extractor, num_samples=200, nfe=[1], batch_size=100, cache_dir=str(tmp_path))
 
-        def sample(self, noise: Tensor, nfe: int) -> Tensor:
+        def sample(self, noise: Tensor, nfe: int, generator: torch.Generator) -> Tensor:
             return torch.tanh(self.net(noise))
 
         def on_validation_start(self) -> None:
@@ -402,3 +405,24 @@ def test_format_table_rows_per_nfe() -> None:
     assert val[3].split() == ["1", "|", "47.00", "|", "-", "|", "0.03", "|", "0.015", "|", "100%"]
     assert val[4].split() == ["2", "|", "40.50", "|", "406.00", "|", "-", "|", "-", "|", "-"]
     assert format_table({"train/loss": 1.0}) == "(no evaluation metrics)"
+
+
+def test_published_reference_npz_gives_the_fid_of_the_reference_set(tmp_path: Path) -> None:
+    """EDM's / clean-fid's reference files hold only mu and sigma: enough for the same distance."""
+    import numpy as np
+
+    computed = make_evaluator(tmp_path / "computed")
+    computed.prepare(ReferenceData(reference_images(600, 128)), STRATEGY)
+    npz = tmp_path / "cifar10-32x32.npz"
+    np.savez(npz, mu=computed.reference.mean.numpy(), sigma=computed.reference.cov.numpy())
+    published = make_evaluator(tmp_path / "published", reference_npz=str(npz))
+    published.prepare(None, STRATEGY)  # no dataset needed
+    key = "val/fid600_flat_nfe1"
+    assert published.evaluate(shifted, SHAPE, STRATEGY)[key] == pytest.approx(
+        computed.evaluate(shifted, SHAPE, STRATEGY)[key], rel=1e-6
+    )
+    np.savez(tmp_path / "wrong.npz", mean=np.zeros(3))
+    with pytest.raises(ValueError, match="wrong.npz: not a reference-statistics .npz with arrays 'mu' and 'sigma'"):
+        make_evaluator(tmp_path / "wrong", reference_npz=str(tmp_path / "wrong.npz")).prepare(None, STRATEGY)
+    with pytest.raises(FileNotFoundError, match="reference_npz .*missing.npz does not exist"):
+        make_evaluator(tmp_path, reference_npz=str(tmp_path / "missing.npz"))

@@ -45,7 +45,7 @@ def batch(seed: int = 0) -> tuple[Tensor, Tensor]:
 @pytest.mark.parametrize("network", ["teacher_unet", "dcgan"])
 def test_tightening_gradient_flows_through_the_outer_f_only(network: str, tiny_teacher_dir: Path) -> None:
     module = tiny_ign(network, tiny_teacher_dir)
-    f, d = module.generator, distance_fn("l1")
+    f, d = module.student, distance_fn("l1")
     x, z = batch()
     z.requires_grad_(True)
     losses = module.generator_losses(x, z)
@@ -64,7 +64,7 @@ def test_tightening_gradient_flows_through_the_outer_f_only(network: str, tiny_t
 @pytest.mark.parametrize("network", ["teacher_unet", "dcgan"])
 def test_idempotence_gradient_flows_through_the_inner_f_only(network: str, tiny_teacher_dir: Path) -> None:
     module = tiny_ign(network, tiny_teacher_dir)
-    f, d = module.generator, distance_fn("l1")
+    f, d = module.student, distance_fn("l1")
     x, z = batch(1)
     losses = module.generator_losses(x, z)
 
@@ -79,9 +79,10 @@ def test_idempotence_gradient_flows_through_the_inner_f_only(network: str, tiny_
 
 def test_defaults_are_igns_published_ones(tiny_teacher_dir: Path) -> None:
     module = tiny_ign("teacher_unet", tiny_teacher_dir)
-    assert module.weights == {"rec": 20.0, "idem": 20.0, "tight": 2.5}
+    assert module.loss_weights == {"rec": 20.0, "idem": 20.0, "tight": 2.5}
     assert module.hparams.distance == "l1" and module.hparams.tight_clamp_ratio == 1.5
-    optimizer = module.configure_optimizers()
+    (config,) = module.configure_optimizers()
+    optimizer = config["optimizer"]
     assert isinstance(optimizer, torch.optim.Adam)
     assert optimizer.defaults["lr"] == 1e-4 and tuple(optimizer.defaults["betas"]) == (0.5, 0.999)
 
@@ -126,13 +127,13 @@ def fit(module: IGNModule, steps: int) -> L.Trainer:
 def test_short_fit_trains_the_generator_and_leaves_the_teacher_alone(tiny_teacher_dir: Path) -> None:
     torch.manual_seed(0)
     module = tiny_ign("teacher_unet", tiny_teacher_dir)
-    generator_before = copy.deepcopy(module.generator.state_dict())
+    generator_before = copy.deepcopy(module.student.state_dict())
     teacher_before = copy.deepcopy(module.teacher.state_dict())
 
     trainer = fit(module, steps=3)
 
     assert module.generator_steps == 3
-    assert any(not torch.equal(v, module.generator.state_dict()[k]) for k, v in generator_before.items())
+    assert any(not torch.equal(v, module.student.state_dict()[k]) for k, v in generator_before.items())
     assert all(torch.equal(v, module.teacher.state_dict()[k]) for k, v in teacher_before.items())
     assert {"train/loss_rec", "train/loss_idem", "train/loss_tight", "train/loss"} <= set(trainer.callback_metrics)
     # −d ≤ 0, and the clamp bounds its magnitude by a·L_rec.
@@ -144,11 +145,11 @@ def test_short_fit_with_the_dcgan_autoencoder(tiny_teacher_dir: Path) -> None:
     torch.manual_seed(0)
     module = tiny_ign("dcgan", tiny_teacher_dir)
     assert module.teacher is None and module.image_shape == (1, 8, 8)
-    generator_before = copy.deepcopy(module.generator.state_dict())
+    generator_before = copy.deepcopy(module.student.state_dict())
 
     trainer = fit(module, steps=2)
 
     assert module.generator_steps == 2
-    assert any(not torch.equal(v, module.generator.state_dict()[k]) for k, v in generator_before.items())
+    assert any(not torch.equal(v, module.student.state_dict()[k]) for k, v in generator_before.items())
     assert "train/loss_tight" in trainer.callback_metrics
     assert module.sample(torch.randn(3, 1, 8, 8), nfe=2).shape == (3, 1, 8, 8)

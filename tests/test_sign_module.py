@@ -48,11 +48,11 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_dir, tmp_path) -> None:
     L.seed_everything(0)
     model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
-    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.generator), snapshot(model.fake_score)
+    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.student), snapshot(model.fake_score)
     trainer = fit(model, tmp_path, steps=3, enable_checkpointing=False)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), f"teacher weight {key} changed"
-    assert any(not torch.equal(v, student_before[k]) for k, v in model.generator.state_dict().items())
+    assert any(not torch.equal(v, student_before[k]) for k, v in model.student.state_dict().items())
     assert any(not torch.equal(v, fake_before[k]) for k, v in model.fake_score.state_dict().items())
     assert model.generator_steps == 3
     # Lightning's global_step counts both optimizers' steps; the module's own counter counts generator steps.
@@ -65,9 +65,10 @@ def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_di
 
 def test_teacher_is_excluded_from_optimizers(tiny_teacher_dir) -> None:
     model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
-    optimised = {id(p) for opt in model.configure_optimizers() for group in opt.param_groups for p in group["params"]}
+    optimizers = [config["optimizer"] for config in model.configure_optimizers()]
+    optimised = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
     assert not optimised & {id(p) for p in model.teacher.parameters()}
-    assert optimised == {id(p) for p in model.generator.parameters()} | {id(p) for p in model.fake_score.parameters()}
+    assert optimised == {id(p) for p in model.student.parameters()} | {id(p) for p in model.fake_score.parameters()}
 
 
 def test_zero_weight_skips_the_term_and_the_fake_score(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
@@ -101,7 +102,7 @@ def test_checkpoint_holds_no_teacher_and_resume_continues(tiny_teacher_dir, tmp_
     assert any(k.startswith("fake_score.") for k in checkpoint["state_dict"])
     assert any(k.startswith("ema.") for k in checkpoint["state_dict"])
     assert len(checkpoint["optimizer_states"]) == 2
-    assert checkpoint["signs_counters"] == {"generator_steps": 2, "global_batches": 2}
+    assert checkpoint["signs_counters"] == {"generator_steps": 2, "global_batches": 2, "skipped_updates": 0, "seed": 0}
     assert checkpoint["signs_teacher"]["source"] == str(tiny_teacher_dir)
 
     resumed = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
@@ -169,7 +170,7 @@ def test_trajectory_regression_feeds_path_states_with_their_endpoint(tiny_teache
     model = tiny_sign(tiny_teacher_dir, reg_pairs=16, reg_sampler_steps=3, reg_trajectory_fraction=fraction,
                       cache_dir=str(tmp_path))
     fit(model, tmp_path, steps=1, enable_checkpointing=False)
-    reg = model.reg
+    reg = model.pairs
     assert (reg.trajectory is None) == (fraction == 0)
     torch.manual_seed(0)
     inputs, targets = model._reg_batch(256, torch.device("cpu"))
@@ -215,7 +216,7 @@ def test_multistep_sampler_renoises_to_the_configured_levels(tiny_teacher_dir, m
 @pytest.mark.parametrize("output_head,t_bar", [("x0", None), ("prediction", 300)])
 def test_generator_heads(tiny_teacher_dir, output_head, t_bar) -> None:
     model = tiny_sign(tiny_teacher_dir, output_head=output_head, conditioning_timestep=t_bar)
-    assert model.generator(torch.randn(2, 1, 8, 8)).shape == (2, 1, 8, 8)
+    assert model.student(torch.randn(2, 1, 8, 8)).shape == (2, 1, 8, 8)
 
 
 def test_bad_settings_are_rejected(tiny_teacher_dir) -> None:

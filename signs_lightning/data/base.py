@@ -5,6 +5,9 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from signs_lightning.data.sampler import ResumableSampler
+from signs_lightning.randomness import run_seed
+
 
 class ImageDataModule(L.LightningDataModule):
     """Serves (image, label) batches: image (B, C, H, W) float32 in [-1, 1], label (B,) int64 (-1 if none).
@@ -69,13 +72,43 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=True)
+        """Shuffled by (run seed, epoch) through ``ResumableSampler``; a resumed fit skips the batches of the
+        current epoch that the model already trained on (``model.global_batches``), so it sees exactly the batches
+        an uninterrupted fit would."""
+        if self.train_set is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(self.train_set, num_replicas=world, rank=rank, seed=run_seed())
+        batches_per_epoch = len(sampler) // self.batch_size
+        if trainer is not None:
+            limit = trainer.limit_train_batches
+            batches_per_epoch = int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
+        done = getattr(trainer.lightning_module, "global_batches", 0) if trainer is not None else 0
+        if done and batches_per_epoch:
+            sampler.skip_next((done % batches_per_epoch) * self.batch_size)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """What the model generates (``signs predict``): its own sample-index loader, since images come from noise."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is None or not hasattr(model, "predict_dataloader"):
+            raise RuntimeError(f"{type(self).__name__} has no prediction data: predict with a generator module")
+        return model.predict_dataloader()
 
     def reference_dataloader(self) -> DataLoader:
         """The FID reference images (train split, no flips), in a fixed order."""

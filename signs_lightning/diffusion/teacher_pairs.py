@@ -1,23 +1,32 @@
 """L_reg's (noise, teacher DDIM sample) pairs, optionally with the ODE trajectory between them: made once per
-teacher and cached on disk."""
+teacher on the training devices, shared out over the ranks, and cached on disk."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
 from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy
+from signs_lightning.randomness import seeded_generator
+
+# Bumped whenever the same (teacher, sampler, count, seed) would produce different pairs: old caches are not reused.
+FORMAT = "v2"
 
 
 class TeacherPairs(NamedTuple):
     """``count`` teacher samples, float32 on the CPU.
 
-    z: (count, C, H, W) the noise each sample starts from.
+    z: (count, C, H, W) the noise each sample starts from; pair i's noise comes from seed (seed, i) alone.
     y: (count, C, H, W) the teacher's DDIM sample from z.
     trajectory: (count, steps - 1, C, H, W) the sampler's partly-noised states between z and y (at the levels
         ``schedule.ddim_timesteps(steps)[1:]``), or None when not requested.
@@ -33,25 +42,67 @@ def pairs_path(
 ) -> Path:
     """Cache file keyed by teacher fingerprint, sampler, steps, count, seed and whether it holds trajectories."""
     suffix = "-traj" if trajectory else ""
-    name = f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}{suffix}.pt"
+    name = f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}-{FORMAT}{suffix}.pt"
     return resolve_cache_dir(cache_dir) / "teacher_pairs" / name
+
+
+def pair_noise(seed: int, indices: Sequence[int], image_shape: Sequence[int]) -> Tensor:
+    """The starting noise (len(indices), C, H, W) of the given pairs; pair i's depends on (seed, i) only."""
+    return torch.stack([torch.randn(tuple(image_shape), generator=seeded_generator(seed, i)) for i in indices])
 
 
 @torch.no_grad()
 def generate_pairs(
-    teacher: ScoreModel, count: int, steps: int, seed: int, trajectory: bool = False, batch_size: int = 500
+    teacher: ScoreModel,
+    count: int,
+    steps: int,
+    seed: int,
+    trajectory: bool = False,
+    batch_size: int = 500,
+    indices: Sequence[int] | None = None,
+    progress: bool = False,
 ) -> TeacherPairs:
-    """Run the teacher's DDIM-``steps`` sampler from ``count`` seeded noises (see ``TeacherPairs``)."""
+    """Run the teacher's DDIM-``steps`` sampler, on the teacher's device, for the pairs ``indices`` (default: all
+    ``count``); see ``TeacherPairs``."""
     device = next(teacher.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn((count, *teacher.image_shape), generator=generator)
+    indices = range(count) if indices is None else indices
+    z = pair_noise(seed, indices, teacher.image_shape)
     ys, states = [], []
-    for chunk in z.split(batch_size):
+    chunks = z.split(batch_size)
+    for chunk in tqdm(chunks, desc="teacher pairs", disable=not progress or len(chunks) < 2, leave=False):
         *path, y = (x.float().cpu() for x in teacher.ddim_trajectory(chunk.to(device), steps))
         ys.append(y)
         if trajectory:
             states.append(torch.stack(path, dim=1) if path else y.new_empty(y.shape[0], 0, *y.shape[1:]))
-    return TeacherPairs(z, torch.cat(ys), torch.cat(states) if trajectory else None)
+    empty = z.new_empty(0, *z.shape[1:])
+    y_all = torch.cat(ys) if ys else empty
+    path_all = (torch.cat(states) if states else empty.new_empty(0, max(steps - 1, 0), *z.shape[1:])) if trajectory else None
+    return TeacherPairs(z, y_all, path_all)
+
+
+def gather_interleaved(share: Tensor, count: int, strategy: EvalStrategy) -> Tensor:
+    """Rank r holds items r, r + W, r + 2W, ... of ``count``; returns all ``count`` items in order, on the CPU."""
+    world = strategy.world_size
+    if world == 1:
+        return share
+    longest = -(-count // world)
+    padded = share.new_zeros(longest, *share.shape[1:])
+    padded[: share.shape[0]] = share
+    gathered = strategy.all_gather(padded.to(strategy.root_device)).cpu()  # (W, longest, ...)
+    # Item i sits at (rank i % W, position i // W): transposing then flattening restores the order.
+    return gathered.transpose(0, 1).reshape(longest * world, *share.shape[1:])[:count]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` + ".lock": two jobs sharing a cache do not both compute one file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_or_generate_pairs(
@@ -61,11 +112,32 @@ def load_or_generate_pairs(
     seed: int,
     cache_dir: str | os.PathLike | None = None,
     trajectory: bool = False,
+    strategy: EvalStrategy | None = None,
+    batch_size: int = 500,
 ) -> TeacherPairs:
-    """The cached pairs for this teacher and setting, generating and saving them first if absent."""
+    """The cached pairs for this teacher and setting; on a miss every rank makes its share on its own device.
+
+    Every rank must call it (collectives). Rank r makes pairs r, r + W, ... on the teacher's device; the shares are
+    gathered, so the result is the same for any world size W; global rank 0 writes the cache atomically while
+    holding a file lock, and loads and broadcasts it on a hit (the cache folder need not be shared between nodes).
+    """
+    strategy = strategy or LocalStrategy(next(teacher.parameters()).device)
     path = pairs_path(teacher, count, steps, seed, cache_dir, trajectory)
-    if path.is_file():
-        return TeacherPairs(**torch.load(path, map_location="cpu", weights_only=True))
-    pairs = generate_pairs(teacher, count, steps, seed, trajectory)
-    atomic_torch_save(pairs._asdict(), path)
+    rank_zero = strategy.global_rank == 0
+    with file_lock(path) if rank_zero else contextlib.nullcontext():
+        cached = strategy.broadcast(path.is_file() if rank_zero else None, src=0)
+        if cached:
+            loaded = TeacherPairs(**torch.load(path, map_location="cpu", weights_only=True)) if rank_zero else None
+            return strategy.broadcast(loaded, src=0)
+        share = generate_pairs(
+            teacher, count, steps, seed, trajectory, batch_size,
+            indices=range(strategy.global_rank, count, strategy.world_size), progress=rank_zero,
+        )
+        pairs = TeacherPairs(
+            gather_interleaved(share.z, count, strategy),
+            gather_interleaved(share.y, count, strategy),
+            gather_interleaved(share.trajectory, count, strategy) if trajectory else None,
+        )
+        if rank_zero:
+            atomic_torch_save(pairs._asdict(), path)
     return pairs

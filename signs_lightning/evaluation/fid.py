@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -11,13 +12,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from signs_lightning.cache import atomic_torch_save, atomic_write_text, default_cache_dir, slug
 from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
-from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator, frechet_distance
+from signs_lightning.evaluation.fid_metric import fid_metric
+from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
 from signs_lightning.evaluation.strategy import EvalStrategy
+from signs_lightning.randomness import seeded_generator
 
-SampleFn = Callable[[Tensor, int], Tensor]
+# sample_fn(noise, nfe, generator) -> images: a generator's sampler; its re-noising draws come from ``generator``.
+SampleFn = Callable[[Tensor, int, torch.Generator], Tensor]
+# teacher_sample_fn(noise, nfe) -> images: a deterministic sampler (the teacher's DDIM).
+DeterministicSampleFn = Callable[[Tensor, int], Tensor]
 
 
 def count_tag(num_samples: int) -> str:
@@ -31,11 +38,30 @@ def count_tag(num_samples: int) -> str:
     return str(num_samples)
 
 
-def chunk_noise(seed: int, chunk: int, size: int, image_shape: Sequence[int]) -> Tensor:
-    """The noise (size, C, H, W) of chunk ``chunk``: a function of (seed, chunk) only, drawn on the CPU, so the same
-    samples come out whatever the device or the number of ranks."""
-    chunk_seed = int(np.random.SeedSequence([seed, chunk]).generate_state(1, np.uint64)[0])
-    return torch.randn((size, *image_shape), generator=torch.Generator().manual_seed(chunk_seed))
+def chunk_generator(seed: int, chunk: int) -> torch.Generator:
+    """The CPU generator of chunk ``chunk``: its noise, then its re-noising draws, depend on (seed, chunk) only, so
+    the same samples come out whatever the device or the number of ranks."""
+    return seeded_generator(seed, chunk)
+
+
+def load_reference_npz(path: Path) -> Gaussian:
+    """Reference statistics from a ``.npz`` holding ``mu`` (d,) and ``sigma`` (d, d) (EDM's and clean-fid's format).
+
+    The sample count is not stored in those files; it does not enter the distance (50,000 is recorded).
+    """
+    try:
+        with np.load(path) as data:
+            mu, sigma = data["mu"], data["sigma"]
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a reference-statistics .npz with arrays 'mu' and 'sigma' ({error})") from error
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{path}: 'mu' must be (d,) and 'sigma' (d, d), got {mu.shape} and {sigma.shape}")
+    return Gaussian(torch.from_numpy(mu).double(), torch.from_numpy(sigma).double(), 50_000)
+
+
+def file_digest(path: Path) -> str:
+    """12 hex digits of a SHA-1 of the file's bytes."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 class FIDEvaluator(nn.Module):
@@ -46,10 +72,12 @@ class FIDEvaluator(nn.Module):
 
     Reference statistics (mean and covariance, float64) are computed once per (reference set, extractor weights) by
     global rank 0, written atomically to ``{cache_dir}/fid_ref_{reference_key}_{extractor.name}_{fingerprint}.pt`` and
-    broadcast; later runs, resumes and new evaluator objects load them. Generated samples come in chunks of
-    ``batch_size`` whose noise depends only on (seed, chunk index); rank r takes chunks r, r + W, ..., so the union
-    over ranks is the same set of ``num_samples`` samples for any world size W. Moments are summed over ranks in
-    float64 and the distance is computed on rank 0 and broadcast.
+    broadcast; later runs, resumes and new evaluator objects load them. Or they are read from a published ``.npz``
+    (``mu``, ``sigma``: the files EDM and clean-fid provide), so a paper-comparable FID needs no recomputation of the
+    reference set. Generated samples come in chunks of ``batch_size`` whose noise and re-noising draws depend only
+    on (seed, chunk index); rank r takes chunks r, r + W, ..., so the union over ranks is the same set of
+    ``num_samples`` samples for any world size W, at every NFE. The distance itself is torchmetrics'
+    ``FrechetInceptionDistance`` (see ``fid_metric``), its float64 states all-reduced over ranks.
 
     The extractor is kept out of ``state_dict()``, ``parameters()``, ``.to()`` and ``.half()``: it is not trained,
     must stay float32 and must not bloat checkpoints, DDP buckets or EMA copies. ``prepare`` moves it to
@@ -66,6 +94,8 @@ class FIDEvaluator(nn.Module):
         seed: noise seed; the same noise is used for every ``nfe`` and for the teacher, so results are paired.
         coverage_share: a class counts as covered when it gets at least ``coverage_share / num_classes`` of the
             argmax predictions (0.1 with 10 classes: 1% of the samples).
+        reference_npz: a ``.npz`` with the reference ``mu`` (d,) and ``sigma`` (d, d) in the extractor's features
+            (e.g. EDM's ``cifar10-32x32.npz`` for Inception); replaces the reference set of the datamodule.
     """
 
     extractor: FeatureExtractor
@@ -80,6 +110,7 @@ class FIDEvaluator(nn.Module):
         cache_dir: str | None = None,
         seed: int = 0,
         coverage_share: float = 0.1,
+        reference_npz: str | None = None,
     ) -> None:
         super().__init__()
         if num_samples < 2:
@@ -93,6 +124,12 @@ class FIDEvaluator(nn.Module):
         self.cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "fid"
         self.seed = int(seed)
         self.coverage_share = float(coverage_share)
+        self.reference_npz = Path(reference_npz).expanduser().resolve() if reference_npz else None
+        if self.reference_npz is not None and not self.reference_npz.is_file():
+            raise FileNotFoundError(
+                f"reference_npz {self.reference_npz} does not exist: give a .npz with 'mu' and 'sigma' (EDM's or "
+                "clean-fid's reference statistics) or leave it unset to compute the reference from the dataset"
+            )
         self.reference: Gaussian | None = None
         self._extractor_id: str | None = None
         self._reference_id: str | None = None
@@ -144,13 +181,18 @@ class FIDEvaluator(nn.Module):
         if self._extractor_id is None:  # hashing Inception's weights takes a while: once per evaluator
             self._extractor_id = f"{self.extractor.name}_{self.extractor.fingerprint()}"
         self.extractor.eval().to(strategy.root_device)
-        reference_id = f"{slug(datamodule.reference_key())}_{self._extractor_id}"
+        if self.reference_npz is not None:
+            reference_id = f"npz-{slug(self.reference_npz.stem)}-{file_digest(self.reference_npz)}"
+        else:
+            reference_id = f"{slug(datamodule.reference_key())}_{self._extractor_id}"
         if self._reference_id == reference_id:
             return
         reference = None
         if strategy.global_rank == 0:
             path = self.cache_root / f"fid_ref_{reference_id}.pt"
-            if path.is_file():
+            if self.reference_npz is not None:
+                reference = load_reference_npz(self.reference_npz)
+            elif path.is_file():
                 reference = Gaussian(**torch.load(path, map_location="cpu", weights_only=True))
             else:
                 reference = self._reference_statistics(datamodule.reference_dataloader(), strategy.root_device)
@@ -161,21 +203,21 @@ class FIDEvaluator(nn.Module):
     @torch.no_grad()
     def _reference_statistics(self, loader: Any, device: torch.device) -> Gaussian:
         moments = MomentAccumulator(self.extractor.num_features, device)
-        for images, _ in loader:
-            moments.update(self._features(images.to(device), classify=False)[0])
+        for images, _ in tqdm(loader, desc=f"FID reference statistics ({self.extractor.name})", leave=False):
+            moments.update(self._features(images.to(device)))
         return moments.gaussian()
 
     # ---------------------------------------------------------------- generated samples
-    def _features(self, images: Tensor, classify: bool) -> tuple[Tensor, Tensor | None]:
-        """Features (B, d) and, if ``classify`` and the extractor can, argmax classes (B,); float32, no autocast.
-
-        Samples are clamped to [-1, 1] as saving them as images would.
-        """
+    def _classes(self, images: Tensor) -> Tensor:
+        """Argmax classes (B,) of the extractor's classifier; float32, no autocast, samples clamped to [-1, 1]."""
         images = images.float().clamp(-1, 1)
         with torch.autocast(images.device.type, enabled=False):
-            features = self.extractor(images)
-            classes = self.extractor.classify(images).argmax(1) if classify and self.extractor.num_classes else None
-        return features, classes
+            return self.extractor.classify(images).argmax(1)
+
+    def _features(self, images: Tensor) -> Tensor:
+        images = images.float().clamp(-1, 1)
+        with torch.autocast(images.device.type, enabled=False):
+            return self.extractor(images)
 
     def _my_chunks(self, strategy: EvalStrategy) -> Iterator[tuple[int, int]]:
         """(chunk index, chunk size) of this rank's share of the ``num_samples`` samples."""
@@ -185,30 +227,31 @@ class FIDEvaluator(nn.Module):
 
     @torch.no_grad()
     def _measure(
-        self, sample_fn: SampleFn, nfe: int, image_shape: Sequence[int], strategy: EvalStrategy
+        self, sample_fn: Callable[[Tensor, torch.Generator], Tensor], image_shape: Sequence[int], strategy: EvalStrategy
     ) -> dict[str, float]:
-        """{"fid": ..., "class_coverage": ...} of ``num_samples`` samples of ``sample_fn(noise, nfe)``."""
+        """{"fid": ..., "class_coverage": ...} of ``num_samples`` samples of ``sample_fn(noise, generator)``."""
         if self.reference is None:
             raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before evaluate()")
         device = strategy.root_device
         self.extractor.to(device)
-        moments = MomentAccumulator(self.extractor.num_features, device)
-        class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=moments.device)
-        for chunk, size in self._my_chunks(strategy):
-            samples = sample_fn(chunk_noise(self.seed, chunk, size, image_shape).to(device), nfe)
-            features, classes = self._features(samples, classify=True)
-            moments.update(features)
-            if classes is not None:
-                class_counts += torch.bincount(classes, minlength=len(class_counts)).to(class_counts)
-        moments.all_reduce(strategy)
-        class_counts = strategy.reduce(class_counts, reduce_op="sum")
-        result = None
-        if strategy.global_rank == 0:
-            result = {"fid": frechet_distance(moments.gaussian(), self.reference)}
+        metric = fid_metric(self.extractor, self.reference, strategy)
+        class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=device)
+        chunks = list(self._my_chunks(strategy))
+        for chunk, size in tqdm(chunks, desc=f"FID {self.count_tag} samples", leave=False,
+                                disable=strategy.global_rank != 0 or len(chunks) < 2):
+            generator = chunk_generator(self.seed, chunk)
+            noise = torch.randn((size, *image_shape), generator=generator).to(device)
+            samples = sample_fn(noise, generator)
+            metric.update(samples, real=False)
             if self.extractor.num_classes:
-                shares = class_counts / class_counts.sum()
-                result["class_coverage"] = (shares >= self.coverage_share / len(shares)).double().mean().item()
-        return strategy.broadcast(result, src=0)
+                classes = self._classes(samples)
+                class_counts += torch.bincount(classes, minlength=len(class_counts)).to(class_counts)
+        result = {"fid": float(metric.compute())}
+        if self.extractor.num_classes:
+            class_counts = strategy.reduce(class_counts, reduce_op="sum")
+            shares = class_counts / class_counts.sum()
+            result["class_coverage"] = (shares >= self.coverage_share / len(shares)).double().mean().item()
+        return result
 
     def _keys(self, prefix: str, nfe: int, results: dict[str, float], teacher: bool) -> dict[str, float]:
         who = "teacher_" if teacher else ""
@@ -223,9 +266,10 @@ class FIDEvaluator(nn.Module):
         """FID (and class coverage) of ``sample_fn`` at each of ``self.nfe``; every rank must call it.
 
         Args:
-            sample_fn: ``sample_fn(noise (B, C, H, W) on strategy.root_device, nfe) -> images (B, C, H, W)`` in
-                [-1, 1]; called under ``torch.no_grad``, in whatever train/eval mode and autocast the caller set.
-                For world-size-independent results it must depend on ``noise`` only (no global RNG).
+            sample_fn: ``sample_fn(noise (B, C, H, W) on strategy.root_device, nfe, generator) -> images (B, C, H,
+                W)`` in [-1, 1]; called under ``torch.no_grad``, in whatever train/eval mode and autocast the caller
+                set. For world-size-independent results it must draw any further randomness from ``generator``
+                (a CPU ``torch.Generator`` seeded per chunk), not from the global RNG.
             image_shape: (C, H, W).
             prefix: metric-name prefix.
 
@@ -235,7 +279,8 @@ class FIDEvaluator(nn.Module):
         """
         metrics: dict[str, float] = {}
         for nfe in self.nfe:
-            metrics.update(self._keys(prefix, nfe, self._measure(sample_fn, nfe, image_shape, strategy), False))
+            measured = self._measure(lambda noise, g: sample_fn(noise, nfe, g), image_shape, strategy)
+            metrics.update(self._keys(prefix, nfe, measured, False))
         return metrics
 
     # ---------------------------------------------------------------- teacher
@@ -245,7 +290,7 @@ class FIDEvaluator(nn.Module):
 
     def evaluate_teacher(
         self,
-        teacher_sample_fn: SampleFn,
+        teacher_sample_fn: DeterministicSampleFn,
         image_shape: Sequence[int],
         strategy: EvalStrategy,
         prefix: str = "val",
@@ -271,7 +316,7 @@ class FIDEvaluator(nn.Module):
             results.update({int(nfe): values for nfe, values in (strategy.broadcast(stored, src=0) or {}).items()})
         missing = [nfe for nfe in self.teacher_nfe if nfe not in results]
         for nfe in missing:
-            results[nfe] = self._measure(teacher_sample_fn, nfe, image_shape, strategy)
+            results[nfe] = self._measure(lambda noise, g: teacher_sample_fn(noise, nfe), image_shape, strategy)
         if missing and teacher_key is not None and strategy.global_rank == 0:
             stored = {str(nfe): values for nfe, values in sorted(results.items())}
             atomic_write_text(json.dumps(stored, indent=1), self._teacher_cache_path(teacher_key))

@@ -1,7 +1,8 @@
 """What the evaluation code needs from a Lightning strategy, and two stand-ins for use outside a ``Trainer``.
 
 Every Lightning strategy (``trainer.strategy``) already provides this interface: ``global_rank``, ``world_size``,
-``root_device``, ``barrier(name)``, ``broadcast(obj, src)`` and ``reduce(tensor, reduce_op="sum")``. All collective
+``root_device``, ``barrier(name)``, ``broadcast(obj, src)``, ``reduce(tensor, reduce_op="sum")`` and
+``all_gather(tensor)``. All collective
 calls must be made by every rank in the same order.
 """
 
@@ -34,6 +35,8 @@ class EvalStrategy(Protocol):
 
     def reduce(self, tensor: Tensor, group: Any | None = None, reduce_op: str | None = "mean") -> Tensor: ...
 
+    def all_gather(self, tensor: Tensor, group: Any | None = None, sync_grads: bool = False) -> Tensor: ...
+
 
 class LocalStrategy:
     """One process, no collectives: for scripts, notebooks and tests."""
@@ -52,6 +55,9 @@ class LocalStrategy:
 
     def reduce(self, tensor: Tensor, group: Any | None = None, reduce_op: str | None = "mean") -> Tensor:
         return tensor
+
+    def all_gather(self, tensor: Tensor, group: Any | None = None, sync_grads: bool = False) -> Tensor:
+        return tensor.unsqueeze(0)
 
 
 class TorchDistributedStrategy:
@@ -80,3 +86,9 @@ class TorchDistributedStrategy:
             raise ValueError(f"TorchDistributedStrategy.reduce supports reduce_op='sum' only, got {reduce_op!r}")
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
         return tensor
+
+    def all_gather(self, tensor: Tensor, group: Any | None = None, sync_grads: bool = False) -> Tensor:
+        """(W, *tensor.shape): every rank's tensor, stacked in rank order."""
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous(), group=group)
+        return torch.stack(parts)

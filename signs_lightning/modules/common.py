@@ -1,20 +1,26 @@
-"""What the generator LightningModules (SIGN, IGN) share: EMA, step budget, sampling, checkpoints, validation."""
+"""What the generator LightningModules (SIGN, IGN) share: the update step, EMA, step budget, per-rank randomness,
+sampling, checkpoints, validation, test and prediction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
-import torchvision
+from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 
 from signs_lightning import sampling
 from signs_lightning.data.errors import check_matches_model
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.errors import SignsError
 from signs_lightning.evaluation import FIDEvaluator
+from signs_lightning.evaluation.grid import log_image_grid, sample_rows_grid
 from signs_lightning.modules.ema import EMA
+from signs_lightning.randomness import run_seed, seed_step, seeded_generator
 
 TEACHER_PREFIX = "teacher."
 
@@ -24,19 +30,46 @@ def default_schedule() -> NoiseSchedule:
     return NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000, "beta_schedule": "linear"})
 
 
-class GeneratorModule(L.LightningModule):
-    """Base of the one-step generator modules; manual optimisation (subclasses write ``training_step``).
+class NonFiniteUpdates(SignsError):
+    """Too many updates in a row had a non-finite gradient."""
 
-    Args:
-        generator: f, (B, C, H, W) → (B, C, H, W).
+
+@dataclass
+class StepTools:
+    """How ``GeneratorModule.update`` back-propagates and clips. The default (``None`` on the module) is Lightning's
+    (``manual_backward``, ``clip_gradients``: precision plugins, DDP); a bare PyTorch loop injects plain ones, so
+    both run the same step function."""
+
+    backward: Callable[[Tensor], None]
+    clip: Callable[[Any, float], None]
+
+
+def bare_step_tools(module: "GeneratorModule") -> StepTools:
+    """Plain PyTorch: ``loss.backward()`` and ``clip_grad_norm_`` over the optimizer's parameters."""
+
+    def clip(optimizer: Any, max_norm: float) -> None:
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    return StepTools(backward=lambda loss: loss.backward(), clip=clip)
+
+
+class GeneratorModule(L.LightningModule):
+    """Base of the one-step generator modules; manual optimisation. Subclasses implement ``train_batch`` (the
+    losses and, per optimizer, a call of ``update`` or ``generator_update``) and ``configure_optimizers`` (through
+    ``with_schedulers``); ``training_step`` here seeds, runs it and logs.
+
+    Args (keyword-only):
+        student: f, (B, C, H, W) → (B, C, H, W); the trained network.
         teacher: frozen ``ScoreModel`` or ``None``; never saved in checkpoints (only its source and fingerprint).
-        ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level, evaluator: see
-            ``SIGNModule``.
+        ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level, evaluator,
+            max_consecutive_skips, predict_samples, predict_nfe: see ``SIGNModule``.
     """
 
     def __init__(
         self,
-        generator: nn.Module,
+        *,
+        student: nn.Module,
         teacher: ScoreModel | None,
         ema_decay: float | None,
         max_generator_steps: int | None,
@@ -44,6 +77,9 @@ class GeneratorModule(L.LightningModule):
         sample_nfe: list[int],
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         evaluator: FIDEvaluator | None = None,
+        max_consecutive_skips: int = 10,
+        predict_samples: int = 64,
+        predict_nfe: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -51,18 +87,31 @@ class GeneratorModule(L.LightningModule):
             raise ValueError(f"sample_nfe entries must be >= 1, got {sample_nfe}")
         if not 0 < renoise_max_level <= 1:
             raise ValueError(f"renoise_max_level must be in (0, 1], got {renoise_max_level}")
-        self.generator = generator
+        if max_consecutive_skips < 1:
+            raise ValueError(f"max_consecutive_skips must be >= 1, got {max_consecutive_skips}")
+        if predict_samples < 1 or predict_nfe < 1:
+            raise ValueError(f"predict_samples and predict_nfe must be >= 1, got {predict_samples}, {predict_nfe}")
+        self.student = student
         self.teacher = teacher
         self.schedule = teacher.schedule if teacher is not None else default_schedule()
-        self.ema = EMA(generator, ema_decay) if ema_decay is not None else None
+        self.ema = EMA(student, ema_decay) if ema_decay is not None else None
         self.max_generator_steps = max_generator_steps
         self.gradient_clip_norm = gradient_clip_norm
         self.sample_nfe = list(sample_nfe)
         self.renoise_max_level = renoise_max_level
         self.evaluator = evaluator
+        self.max_consecutive_skips = max_consecutive_skips
+        self.predict_samples = predict_samples
+        self.predict_nfe = predict_nfe
         # Counted here, not read off trainer.global_step, which counts the steps of every optimizer.
         self.generator_steps = 0
         self.global_batches = 0
+        self.skipped_updates = 0
+        self.consecutive_skips = 0
+        # The run's seed, recorded in checkpoints so that a resumed run keeps its random streams.
+        self.seed: int | None = None
+        self._schedulers: dict[str, Any] = {}
+        self.step_tools: StepTools | None = None
 
     # -- geometry -------------------------------------------------------------------------------------------
     @property
@@ -76,18 +125,85 @@ class GeneratorModule(L.LightningModule):
             channels, height, _ = self.image_shape
             name = self.teacher.source if self.teacher is not None else type(self).__name__
             check_matches_model(datamodule, channels, height, name)
-        if self.evaluator is not None and datamodule is not None:
+        if self.evaluator is not None and datamodule is not None and stage != "predict":
             self.evaluator.prepare(datamodule, self.trainer.strategy)
 
-    # -- optimisation helpers ---------------------------------------------------------------------------------
-    def clip(self, optimizer: Any) -> None:
-        if self.gradient_clip_norm is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+    def on_fit_start(self) -> None:
+        if self.seed is None:
+            self.seed = run_seed()
 
-    def after_generator_step(self) -> None:
-        if self.ema is not None:
-            self.ema.update(self.generator)
-        self.generator_steps += 1
+    # -- optimisation -----------------------------------------------------------------------------------------
+    def with_schedulers(
+        self, pairs: Iterable[tuple[str, torch.optim.Optimizer, LRSchedulerCallable | None]]
+    ) -> list[dict[str, Any]]:
+        """``configure_optimizers``' return value for named (optimizer, LR-scheduler factory) pairs.
+
+        Schedulers are stepped by ``update`` after each applied step of their optimizer (manual optimisation: Lightning
+        does not step them), and are visible to ``LearningRateMonitor`` under ``lr-<name>``.
+        """
+        configs = []
+        for name, optimizer, scheduler_factory in pairs:
+            config: dict[str, Any] = {"optimizer": optimizer}
+            self._schedulers[name] = scheduler_factory(optimizer) if scheduler_factory is not None else None
+            if self._schedulers[name] is not None:
+                config["lr_scheduler"] = {"scheduler": self._schedulers[name], "name": f"lr-{name}"}
+            configs.append(config)
+        return configs
+
+    def update(self, loss: Tensor, optimizer: Any, name: str, parameters: Callable[[], Iterable[Tensor]]) -> bool:
+        """One update of one network: zero grad, backward, non-finite check, clip, optimizer and LR-scheduler step.
+
+        An update whose gradient is not finite is skipped (no weight, optimizer, scheduler or EMA change), counted
+        and logged; ``max_consecutive_skips`` in a row raise ``NonFiniteUpdates`` naming the last checkpoint. The
+        check reads the all-reduced gradient, so every DDP rank takes the same decision. Returns whether the
+        update was applied.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        tools = self.step_tools
+        if tools is None:
+            self.manual_backward(loss)
+        else:
+            tools.backward(loss)
+        if not self._gradient_is_finite(parameters()):
+            self._skip(name)
+            return False
+        self.consecutive_skips = 0
+        if self.gradient_clip_norm is not None:
+            if tools is None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+            else:
+                tools.clip(optimizer, self.gradient_clip_norm)
+        optimizer.step()
+        if self._schedulers.get(name) is not None:
+            self._schedulers[name].step()
+        return True
+
+    def generator_update(self, loss: Tensor, optimizer: Any) -> bool:
+        """``update`` of f, then its EMA and the generator-step counter."""
+        applied = self.update(loss, optimizer, "generator", self.student.parameters)
+        if applied:
+            if self.ema is not None:
+                self.ema.update(self.student)
+            self.generator_steps += 1
+        return applied
+
+    def _gradient_is_finite(self, parameters: Iterable[Tensor]) -> bool:
+        if self._trainer is not None and str(self.trainer.precision) in ("16-mixed", "16"):
+            return True  # fp16's GradScaler skips non-finite steps itself (and its scaled gradients may overflow)
+        norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+        return not norms or bool(torch.isfinite(torch.stack(norms).sum()))
+
+    def _skip(self, name: str) -> None:
+        self.skipped_updates += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips >= self.max_consecutive_skips:
+            callback = self.trainer.checkpoint_callback if self._trainer is not None else None
+            last = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "") or "none written"
+            raise NonFiniteUpdates(
+                f"{self.consecutive_skips} updates in a row had a non-finite gradient ({name} at generator step "
+                f"{self.generator_steps}); last good checkpoint: {last}. Lower the learning rate or check the data, "
+                "then resume with --ckpt_path"
+            )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps:
@@ -95,26 +211,53 @@ class GeneratorModule(L.LightningModule):
             return -1  # Lightning: skip the rest of this epoch
         return None
 
+    def train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+        """One training batch: every loss and update; returns the values to log. ``optimizers`` by name, in the
+        order ``configure_optimizers`` gave them."""
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x = batch[0]
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        logs = self.seeded_train_batch(x, dict(zip(self._schedulers, optimizers)))
+        self.log_training(logs, x, batch_size=x.shape[0])
+
+    def seeded_train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+        """``train_batch`` with every random draw from a stream of (seed, rank, batch): ranks differ, runs repeat,
+        and a resumed run draws what an uninterrupted one would."""
+        rank = self.global_rank if self._trainer is not None else 0
+        seed_step(self.seed if self.seed is not None else run_seed(), rank, self.global_batches)
+        logs = self.train_batch(x, optimizers)
+        self.global_batches += 1
+        return logs
+
     def log_training(self, logs: dict[str, Tensor], x: Tensor, batch_size: int) -> None:
         """Log the loss terms every step, and the idempotence/reconstruction errors every log interval."""
         if self.global_batches % max(1, self.trainer.log_every_n_steps) == 0:
             logs.update(self.diagnostics(x))
-        logs["train/generator_steps"] = torch.tensor(float(self.generator_steps))
+        logs["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
         self.log_dict(logs, prog_bar=False, batch_size=batch_size)
+        progress = {"gen_step": float(self.generator_steps)}
+        if "train/loss" in logs:
+            progress["loss"] = logs["train/loss"]
+        self.log_dict(progress, prog_bar=True, logger=False, batch_size=batch_size)
+        self.log("train/generator_steps", float(self.generator_steps), batch_size=batch_size)
 
     # -- sampling ---------------------------------------------------------------------------------------------
     @property
-    def sampler(self) -> nn.Module:
+    def sampling_network(self) -> nn.Module:
         """The network that samples: the EMA when there is one."""
-        return self.ema.module if self.ema is not None else self.generator
+        return self.ema.module if self.ema is not None else self.student
 
     @torch.no_grad()
-    def sample(self, z: Tensor, nfe: int = 1) -> Tensor:
-        """f(z) for nfe = 1, else re-noise-and-project with ``nfe`` NFE (``sampling.multistep``)."""
-        f = self.sampler
+    def sample(self, z: Tensor, nfe: int = 1, generator: sampling.RandomSource = None) -> Tensor:
+        """f(z) for nfe = 1, else re-noise-and-project with ``nfe`` NFE (``sampling.multistep``), the re-noising
+        noise drawn from ``generator`` (one for the batch, or one per sample)."""
+        f = self.sampling_network
         if nfe == 1:
             return sampling.one_step(f, z)
-        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe))
+        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe), generator)
 
     def renoise_timesteps(self, nfe: int) -> list[int]:
         """The re-noising levels of the ``nfe``-NFE sampler (``sampling.renoise_timesteps``)."""
@@ -123,54 +266,88 @@ class GeneratorModule(L.LightningModule):
     @torch.no_grad()
     def diagnostics(self, x: Tensor) -> dict[str, Tensor]:
         """Idempotence error mean (f(f(z)) − f(z))² and reconstruction error mean (f(x) − x)², MSE."""
-        f = self.sampler
+        f = self.sampling_network
         f_z = f(torch.randn_like(x))
         return {
             "diag/idempotence_error": (f(f_z) - f_z).pow(2).mean(),
             "diag/reconstruction_error": (f(x) - x).pow(2).mean(),
         }
 
-    # -- validation -------------------------------------------------------------------------------------------
+    # -- validation and test ----------------------------------------------------------------------------------
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx, "test")
+
+    def _evaluation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, prefix: str) -> None:
         x = batch[0]
+        # Forked: validating must not move the training stream.
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(batch_idx * max(1, self.trainer.world_size) + self.global_rank)
             metrics = self.diagnostics(x)
-        self.log_dict({k.replace("diag/", "val/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0])
+        self.log_dict({k.replace("diag/", f"{prefix}/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0])
 
     def on_validation_epoch_end(self) -> None:
         # The sanity check only proves the loop runs; a full FID there would double the first validation's cost.
-        if self.evaluator is not None and not self.trainer.sanity_checking:
-            strategy = self.trainer.strategy
-            metrics = self.evaluator.evaluate(self.sample, self.image_shape, strategy)
-            if self.teacher is not None:
-                metrics.update(
-                    self.evaluator.evaluate_teacher(
-                        self.teacher.ddim_sample, self.image_shape, strategy, teacher_key=self.teacher.fingerprint()
-                    )
-                )
-            # Every rank computed the same values (the evaluator all-reduces): no sync_dist needed.
-            self.log_dict(metrics)
+        if not self.trainer.sanity_checking:
+            self._score("val")
         self.log_sample_grid()
 
-    def sample_grid(self, count: int = 64, seed: int = 0) -> Tensor:
-        """A (3, H', W') grid in [0, 1]: rows of f(z) at each NFE, then f(f(z)), same z throughout."""
-        z = torch.randn((count, *self.image_shape), generator=torch.Generator().manual_seed(seed)).to(self.device)
-        rows = [self.sample(z, k) for k in self.sample_nfe]
-        rows.append(sampling.repeated_projection(self.sampler, z, 2))
-        images = torch.cat([r[: min(count, 16)] for r in rows]).float().clamp(-1, 1).add(1).div(2)
-        return torchvision.utils.make_grid(images.cpu(), nrow=min(count, 16), padding=1)
+    def on_test_epoch_end(self) -> None:
+        self._score("test")
+
+    def _score(self, prefix: str) -> None:
+        if self.evaluator is None:
+            return
+        strategy = self.trainer.strategy
+        metrics = self.evaluator.evaluate(self.sample, self.image_shape, strategy, prefix=prefix)
+        if self.teacher is not None:
+            metrics.update(
+                self.evaluator.evaluate_teacher(
+                    self.teacher.ddim_sample, self.image_shape, strategy, prefix=prefix,
+                    teacher_key=self.teacher.fingerprint(),
+                )
+            )
+        # Every rank computed the same values (the evaluator all-reduces): no sync_dist needed.
+        self.log_dict(metrics)
+
+    def sample_grid(self, count: int = 16, seed: int = 0) -> Tensor:
+        """A (3, H', W') grid in [0, 1]: rows of f(z) at each NFE, then f(f(z)), same z and noise throughout."""
+        z = torch.randn((count, *self.image_shape), generator=seeded_generator(seed)).to(self.device)
+        rows = [self.sample(z, k, seeded_generator(seed, k)) for k in self.sample_nfe]
+        rows.append(sampling.repeated_projection(self.sampling_network, z, 2))
+        return sample_rows_grid(rows)
 
     def log_sample_grid(self) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.is_global_zero and hasattr(experiment, "add_image"):
+        if self.trainer.is_global_zero and self.loggers:
             with torch.no_grad():
-                experiment.add_image("samples/nfe_rows_then_ffz", self.sample_grid(), self.generator_steps)
+                log_image_grid(self.loggers, "samples/nfe_rows_then_ffz", self.sample_grid(), self.generator_steps)
 
-    # -- checkpoints: counters in, teacher out ------------------------------------------------------------------
+    # -- prediction (``signs predict``) -------------------------------------------------------------------------
+    def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        """Sample indices 0 .. ``predict_samples`` − 1; sample i depends on (seed, i) only, on any device count."""
+        return torch.utils.data.DataLoader(range(self.predict_samples), batch_size=64)
+
+    @torch.no_grad()
+    def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """{"index": (B,), "images": (B, C, H, W) in [-1, 1]} at ``predict_nfe`` NFE."""
+        seed = self.seed if self.seed is not None else run_seed()
+        indices = [int(i) for i in batch]
+        z = torch.stack([torch.randn(self.image_shape, generator=seeded_generator(seed, i)) for i in indices])
+        renoise = [seeded_generator(seed, i, 1) for i in indices]
+        images = self.sample(z.to(self.device), self.predict_nfe, renoise).float().clamp(-1, 1)
+        return {"index": batch, "images": images}
+
+    # -- checkpoints: counters and seed in, teacher out ---------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not self._excluded(k)}
-        checkpoint["signs_counters"] = {"generator_steps": self.generator_steps, "global_batches": self.global_batches}
+        checkpoint["signs_counters"] = {
+            "generator_steps": self.generator_steps,
+            "global_batches": self.global_batches,
+            "skipped_updates": self.skipped_updates,
+            "seed": self.seed,
+        }
         if self.teacher is not None:
             checkpoint["signs_teacher"] = {"source": self.teacher.source, "fingerprint": self.teacher.fingerprint()}
 
@@ -178,6 +355,8 @@ class GeneratorModule(L.LightningModule):
         counters = checkpoint.get("signs_counters", {})
         self.generator_steps = int(counters.get("generator_steps", 0))
         self.global_batches = int(counters.get("global_batches", 0))
+        self.skipped_updates = int(counters.get("skipped_updates", 0))
+        self.seed = counters.get("seed")
         recorded = checkpoint.get("signs_teacher")
         if self.teacher is not None and recorded is not None and recorded["fingerprint"] != self.teacher.fingerprint():
             raise ValueError(

@@ -1,4 +1,4 @@
-"""IGNModule: the Idempotent Generative Network baseline (Shocher et al., ICLR 2024; SIGN.md "IGN baseline")."""
+"""IGNModule: the Idempotent Generative Network baseline (Shocher et al., ICLR 2024; docs/method.md §4.8)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ class IGNModule(GeneratorModule):
             if teacher is None:
                 raise ValueError("network='teacher_unet' needs a teacher (a diffusers pipeline folder or hub id)")
             frozen_teacher = load_teacher(teacher)
+            # The resolved source (absolute for a local folder): a checkpoint must not depend on the working folder.
+            self.hparams.teacher = frozen_teacher.source
             teacher_channels, teacher_size, _ = frozen_teacher.image_shape
             if image_size not in (None, teacher_size) or channels not in (None, teacher_channels):
                 raise ValueError(
@@ -90,10 +92,16 @@ class IGNModule(GeneratorModule):
         else:
             raise ValueError(f"network must be 'teacher_unet' or 'dcgan', got {network!r}")
         super().__init__(
-            generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level,
-            evaluator,
+            student=generator,
+            teacher=frozen_teacher,
+            ema_decay=ema_decay,
+            max_generator_steps=max_generator_steps,
+            gradient_clip_norm=gradient_clip_norm,
+            sample_nfe=sample_nfe,
+            renoise_max_level=renoise_max_level,
+            evaluator=evaluator,
         )
-        self.weights = weights
+        self.loss_weights = weights
         self.distance = distance_fn(distance)
         self.optimizer = optimizer
 
@@ -103,8 +111,8 @@ class IGNModule(GeneratorModule):
             return self.teacher.image_shape
         return self.hparams.channels, self.hparams.image_size, self.hparams.image_size
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer(self.generator.parameters())
+    def configure_optimizers(self) -> list[dict[str, Any]]:
+        return self.with_schedulers([("generator", self.optimizer(self.student.parameters()), None)])
 
     # -- training ---------------------------------------------------------------------------------------------
     def generator_losses(self, x: Tensor, z: Tensor) -> dict[str, Tensor]:
@@ -112,7 +120,7 @@ class IGNModule(GeneratorModule):
 
         L_rec is always computed: it scales L_tight's clamp even when its own weight is 0.
         """
-        f, w, d = self.generator, self.weights, self.distance
+        f, w, d = self.student, self.loss_weights, self.distance
         losses = {"rec": reconstruction_loss(f(x), x, d)}
         f_z = f(z)
         if w["idem"] > 0:
@@ -121,17 +129,10 @@ class IGNModule(GeneratorModule):
             losses["tight"] = tightening_loss(f, f_z, losses["rec"], d, self.hparams.tight_clamp_ratio)
         return losses
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x = batch[0]
-        opt = self.optimizers()
+    def train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         losses = self.generator_losses(x, torch.randn_like(x))
-        total = sum(self.weights[name] * value for name, value in losses.items())
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        self.clip(opt)
-        opt.step()
-        self.after_generator_step()
+        total = sum(self.loss_weights[name] * value for name, value in losses.items())
+        self.generator_update(total, optimizers["generator"])
         logs = {f"train/loss_{name}": value.detach() for name, value in losses.items()}
         logs["train/loss"] = total.detach()
-        self.global_batches += 1
-        self.log_training(logs, x, batch_size=x.shape[0])
+        return logs

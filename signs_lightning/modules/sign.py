@@ -1,18 +1,19 @@
-"""SIGNModule: distil a frozen diffusers teacher into an idempotent one-step generator (SIGN.md)."""
+"""SIGNModule: distil a frozen diffusers teacher into an idempotent one-step generator (docs/method.md)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from signs_lightning import sampling
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
 from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
 from signs_lightning.evaluation import FIDEvaluator
+from signs_lightning.evaluation.strategy import EvalStrategy
 from signs_lightning.losses import (
     Distance,
     denoising_loss,
@@ -50,9 +51,6 @@ class SIGNModule(GeneratorModule):
             its start z_ref: a partly-noised state x_t of the same ODE path, with the same target y_ref. These are
             the inputs the multi-step sampler feeds f (samples re-noised to an intermediate level), and the
             target is the ODE's endpoint from them, a sharp sample rather than the blurry posterior mean.
-        renoise_fraction: fraction of generator steps whose L_rec input x is replaced by q(x, t, ε) with
-            t drawn from the multi-step sampler's re-noising levels. Its target x is only the blurry posterior mean
-            of such an input; measured, it did not help (``reg_trajectory_fraction`` did).
         gen_every: the generator steps once every ``gen_every`` batches; the fake score every batch.
         max_generator_steps: stop after this many generator steps (``trainer.max_steps`` counts the steps of
             both optimizers).
@@ -62,6 +60,11 @@ class SIGNModule(GeneratorModule):
         renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
             (``sampling.renoise_timesteps``).
         generator_optimizer, fake_score_optimizer: optimizer factories (LightningCLI ``class_path`` configs).
+        generator_lr_scheduler, fake_score_lr_scheduler: optional LR-scheduler factories for each optimizer, stepped
+            after each applied update of it (e.g. ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01,
+            total_iters: 1000``: a linear warm-up, then constant, as DMD2).
+        max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
+        predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
         evaluator: optional ``FIDEvaluator`` run in the validation hooks.
         cache_dir: where L_reg pairs (and reference statistics) are cached; default ``$SIGNS_CACHE``.
     """
@@ -86,7 +89,6 @@ class SIGNModule(GeneratorModule):
         reg_seed: int = 0,
         reg_batch_size: int | None = None,
         reg_trajectory_fraction: float = 0.0,
-        renoise_fraction: float = 0.0,
         gen_every: int = 1,
         max_generator_steps: int | None = None,
         gradient_clip_norm: float | None = 10.0,
@@ -95,10 +97,18 @@ class SIGNModule(GeneratorModule):
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         generator_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
         fake_score_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
+        generator_lr_scheduler: LRSchedulerCallable | None = None,
+        fake_score_lr_scheduler: LRSchedulerCallable | None = None,
         evaluator: FIDEvaluator | None = None,
         cache_dir: str | None = None,
+        max_consecutive_skips: int = 10,
+        predict_samples: int = 64,
+        predict_nfe: int = 1,
     ) -> None:
-        self.save_hyperparameters(ignore=["generator_optimizer", "fake_score_optimizer", "evaluator"])
+        self.save_hyperparameters(ignore=[
+            "generator_optimizer", "fake_score_optimizer", "generator_lr_scheduler", "fake_score_lr_scheduler",
+            "evaluator",
+        ])
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
         if not 0 <= reg_trajectory_fraction <= 1:
@@ -113,47 +123,58 @@ class SIGNModule(GeneratorModule):
         if any(w < 0 for w in weights.values()) or not any(weights.values()):
             raise ValueError(f"loss weights must be >= 0 and not all 0, got {weights}")
         frozen_teacher = load_teacher(teacher)
-        generator = IdempotentGenerator(frozen_teacher, conditioning_timestep, output_head)
+        # The resolved source (absolute for a local folder): a checkpoint must not depend on the working folder.
+        self.hparams.teacher = frozen_teacher.source
         super().__init__(
-            generator, frozen_teacher, ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level,
-            evaluator,
+            student=IdempotentGenerator(frozen_teacher, conditioning_timestep, output_head),
+            teacher=frozen_teacher,
+            ema_decay=ema_decay,
+            max_generator_steps=max_generator_steps,
+            gradient_clip_norm=gradient_clip_norm,
+            sample_nfe=sample_nfe,
+            renoise_max_level=renoise_max_level,
+            evaluator=evaluator,
+            max_consecutive_skips=max_consecutive_skips,
+            predict_samples=predict_samples,
+            predict_nfe=predict_nfe,
         )
-        self.weights = weights
+        self.loss_weights = weights
         self.distance = distance_fn(distance)
         # Initialised from the teacher, as in DMD; absent (no compute, no optimizer) when L_dmd is off.
         self.fake_score: ScoreModel | None = frozen_teacher.trainable_copy() if weights["dmd"] > 0 else None
         self.generator_optimizer = generator_optimizer
         self.fake_score_optimizer = fake_score_optimizer
-        self.reg: TeacherPairs | None = None
+        self.generator_lr_scheduler = generator_lr_scheduler
+        self.fake_score_lr_scheduler = fake_score_lr_scheduler
+        self.pairs: TeacherPairs | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.teacher.image_shape
 
     # -- set-up -----------------------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        if stage == "fit" and self.weights["reg"] > 0 and self.reg is None:
-            # Rank 0 makes (or finds) the cached pairs; the others wait, then read the same file.
-            strategy = self.trainer.strategy
-            if strategy.is_global_zero:
-                self.teacher_pairs()
-            strategy.barrier("signs_teacher_pairs")
-            self.reg = self.teacher_pairs()
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.loss_weights["reg"] > 0 and self.pairs is None:
+            # Here, not in ``setup``: the teacher is on the training device only once the strategy has moved it.
+            self.pairs = self.teacher_pairs(self.trainer.strategy)
 
-    def teacher_pairs(self) -> TeacherPairs:
-        """L_reg's pairs for this module's settings, from the cache (generated and cached on first use)."""
+    def teacher_pairs(self, strategy: EvalStrategy | None = None) -> TeacherPairs:
+        """L_reg's pairs for this module's settings, from the cache (made on first use, shared out over the ranks
+        of ``strategy``; every rank must call it)."""
         hp = self.hparams
         return load_or_generate_pairs(
             self.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir,
-            trajectory=hp.reg_trajectory_fraction > 0,
+            trajectory=hp.reg_trajectory_fraction > 0, strategy=strategy,
         )
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        optimizers = [self.generator_optimizer(self.generator.parameters())]
+    def configure_optimizers(self) -> list[dict]:
+        optimizers = [("generator", self.generator_optimizer(self.student.parameters()), self.generator_lr_scheduler)]
         if self.fake_score is not None:
-            optimizers.append(self.fake_score_optimizer(self.fake_score.parameters()))
-        return optimizers
+            optimizers.append(
+                ("fake_score", self.fake_score_optimizer(self.fake_score.parameters()), self.fake_score_lr_scheduler)
+            )
+        return self.with_schedulers(optimizers)
 
     # -- training ---------------------------------------------------------------------------------------------
     def generator_losses(self, x: Tensor, z: Tensor) -> tuple[dict[str, Tensor], Tensor]:
@@ -161,10 +182,10 @@ class SIGNModule(GeneratorModule):
 
         All trainable f calls of the step (z, x, y, z_ref) run as one batched forward.
         """
-        f, w, d = self.generator, self.weights, self.distance
+        f, w, d = self.student, self.loss_weights, self.distance
         inputs: dict[str, Tensor] = {"z": z}
         if w["rec"] > 0:
-            inputs["x"] = self._maybe_renoise(x)
+            inputs["x"] = x
         if w["flow"] > 0:
             target_f = self.ema.module if self.hparams.flow_target == "ema" else f
             inputs["y"], flow_target = flow_pair(target_f, self.teacher, x, self.hparams.flow_intervals)
@@ -185,60 +206,38 @@ class SIGNModule(GeneratorModule):
             losses["reg"] = regression_loss(outputs["z_ref"], y_ref, d)
         return losses, outputs["z"]
 
-    def _maybe_renoise(self, x: Tensor) -> Tensor:
-        """Replace a ``renoise_fraction`` of x by re-noised copies at the multi-step sampler's levels."""
-        fraction = self.hparams.renoise_fraction
-        if fraction <= 0:
-            return x
-        levels = torch.tensor(
-            sorted({t for k in self.sample_nfe for t in self.renoise_timesteps(k)})
-            or [self.teacher.schedule.num_timesteps // 2],
-            device=x.device,
-        )
-        t = levels[torch.randint(len(levels), (x.shape[0],), device=x.device)]
-        chosen = (torch.rand(x.shape[0], device=x.device) < fraction).reshape(-1, 1, 1, 1)
-        return torch.where(chosen, self.teacher.q_sample(x, t, torch.randn_like(x)), x)
-
     def _reg_batch(self, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """(inputs, targets) of L_reg: z_ref, or with probability ``reg_trajectory_fraction`` a random state of
         z_ref's DDIM trajectory; the target is y_ref either way."""
         size = self.hparams.reg_batch_size or batch_size
-        index = torch.randint(0, self.reg.z.shape[0], (size,))
-        inputs = self.reg.z[index]
-        if self.reg.trajectory is not None:
-            states = self.reg.trajectory[index, torch.randint(0, self.reg.trajectory.shape[1], (size,))]
+        pairs = self.pairs
+        index = torch.randint(0, pairs.z.shape[0], (size,))
+        inputs = pairs.z[index]
+        if pairs.trajectory is not None:
+            states = pairs.trajectory[index, torch.randint(0, pairs.trajectory.shape[1], (size,))]
             on_path = (torch.rand(size) < self.hparams.reg_trajectory_fraction).reshape(-1, 1, 1, 1)
             inputs = torch.where(on_path, states, inputs)
-        return inputs.to(device), self.reg.y[index].to(device)
+        return inputs.to(device), pairs.y[index].to(device)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x = batch[0]
+    def train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         z = torch.randn_like(x)
-        optimizers = self.optimizers()
-        gen_opt, fake_opt = (optimizers, None) if self.fake_score is None else optimizers
         logs: dict[str, Tensor] = {}
 
+        # -- generator f: every ``gen_every`` batches ------------------------------------------------------
         if self.global_batches % self.hparams.gen_every == 0:
             losses, f_z = self.generator_losses(x, z)
-            total = sum(self.weights[name] * value for name, value in losses.items())
-            gen_opt.zero_grad(set_to_none=True)
-            self.manual_backward(total)
-            self.clip(gen_opt)
-            gen_opt.step()
-            self.after_generator_step()
+            total = sum(self.loss_weights[name] * value for name, value in losses.items())
+            self.generator_update(total, optimizers["generator"])
             logs.update({f"train/loss_{name}": value.detach() for name, value in losses.items()})
             logs["train/loss"] = total.detach()
             f_z = f_z.detach()
-        elif fake_opt is not None:
+        elif self.fake_score is not None:
             with torch.no_grad():
-                f_z = self.generator(z)
+                f_z = self.student(z)
 
-        if fake_opt is not None:
+        # -- fake score s_ψ: every batch, on the student's current samples ----------------------------------
+        if self.fake_score is not None:
             loss_denoise = denoising_loss(self.fake_score, f_z)
-            fake_opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss_denoise)
-            self.clip(fake_opt)
-            fake_opt.step()
+            self.update(loss_denoise, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
             logs["train/loss_denoise"] = loss_denoise.detach()
-        self.global_batches += 1
-        self.log_training(logs, x, batch_size=x.shape[0])
+        return logs

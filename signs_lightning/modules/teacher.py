@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-import torchvision
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
@@ -18,6 +17,7 @@ from signs_lightning.data.errors import check_matches_model
 from signs_lightning.diffusion.schedule import NoiseSchedule, PredictionType
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import FIDEvaluator
+from signs_lightning.evaluation.grid import log_image_grid, sample_rows_grid
 from signs_lightning.losses import denoising_loss
 from signs_lightning.modules.ema import EMA
 from signs_lightning.networks.unet import build_unet
@@ -104,14 +104,13 @@ class TeacherModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.evaluator is not None and not self.trainer.sanity_checking:
             shape = (self.hparams.channels, self.hparams.image_size, self.hparams.image_size)
-            self.log_dict(self.evaluator.evaluate(self.ema.module.ddim_sample, shape, self.trainer.strategy))
-        experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.is_global_zero and hasattr(experiment, "add_image"):
+            ddim = self.ema.module.ddim_sample
+            self.log_dict(self.evaluator.evaluate(lambda z, k, _: ddim(z, k), shape, self.trainer.strategy))
+        if self.trainer.is_global_zero and self.loggers:
             z = torch.randn((16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),
                             generator=torch.Generator().manual_seed(0)).to(self.device)
             rows = [self.ema.module.ddim_sample(z, k) for k in self.hparams.sample_nfe]
-            grid = torchvision.utils.make_grid(torch.cat(rows).float().clamp(-1, 1).add(1).div(2).cpu(), nrow=16)
-            experiment.add_image("samples/ddim_rows", grid, self.global_step)
+            log_image_grid(self.loggers, "samples/ddim_rows", sample_rows_grid(rows), self.global_step)
 
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero:

@@ -1,0 +1,195 @@
+"""The GPU check: rehearse the CIFAR-10 config on one GPU in bf16, then measure what a user's GPU run costs.
+
+1. rehearsal: ``scripts/rehearse.py configs/sign_cifar10.yaml`` on the GPU (bf16-mixed), a checkpoint and a resume;
+2. throughput of ``configs/sign_cifar10.yaml``'s training (every loss term, fake score at 5:1, batch 128) with the
+   UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
+3. one-step and multi-step sampling images/s, L_reg pair generation (teacher DDIM-50) pairs/s, Inception FID
+   images/s, peak GPU memory of each.
+
+Writes ``OUT/gpu_check.json`` and prints it. ``--tiny`` runs the same code at toy sizes on any device (the test
+suite does, so that this script cannot rot between GPU sessions).
+
+    python scripts/gpu_check.py OUT [--tiny] [--inception-fp16 FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from torch.utils.data import DataLoader, TensorDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic dataset trees
+
+from data_trees import write_cifar10_tree  # noqa: E402
+
+from benchmarks.measure import median_seconds, synchronize  # noqa: E402
+from signs_lightning.cli import cli_main  # noqa: E402
+from signs_lightning.diffusion.teacher_pairs import generate_pairs  # noqa: E402
+from signs_lightning.evaluation import InceptionV3Features, LocalStrategy  # noqa: E402
+from signs_lightning.evaluation.inception_weights import inception_weights_path  # noqa: E402
+
+CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
+
+# google/ddpm-cifar10-32's unet/config.json (35.7M parameters).
+CIFAR10_UNET = dict(
+    sample_size=32, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(128, 256, 256, 256),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), downsample_padding=0,
+    flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=32, attention_head_dim=None,
+)
+TINY_UNET = dict(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(16, 16),
+                 down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                 norm_num_groups=8)
+
+
+def write_teacher(path: Path, tiny: bool) -> int:
+    """A random-weight teacher in the diffusers pipeline layout; returns its parameter count."""
+    torch.manual_seed(0)
+    unet = UNet2DModel(**(TINY_UNET if tiny else CIFAR10_UNET))
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon",
+                              variance_type="fixed_large", clip_sample=False)
+    DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(path)
+    return sum(p.numel() for p in unet.parameters())
+
+
+def install_inception_fp16(path: Path) -> None:
+    """The Inception weights carried as float16 (to fit a transfer limit), restored as the float32 file
+    torch-fidelity loads. FIDs from it differ from the float32 weights' in the 4th digit: timings only."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    target = inception_weights_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, target)
+
+
+def rehearse(work: Path, accelerator: str, precision: str, fid_samples: int) -> list[dict[str, Any]]:
+    """The rehearsal script: fit 3 generator steps, then resume to 4 (``--ckpt_path last``)."""
+    reports = []
+    for steps, resume in ((3, False), (4, True)):
+        command = [sys.executable, str(ROOT / "scripts" / "rehearse.py"), str(CONFIG), "--teacher", "teacher",
+                   "--data-root", "data", "--devices", "1", "--accelerator", accelerator, "--precision", precision,
+                   "--steps", str(steps), "--fid-samples", str(fid_samples), "--fid-batch", str(min(fid_samples, 250))]
+        result = subprocess.run(command + (["--resume"] if resume else []), capture_output=True, text=True, cwd=work,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if result.returncode != 0:
+            raise SystemExit(f"rehearsal failed:\n{(result.stdout + result.stderr)[-6000:]}")
+        line = next(l for l in result.stdout.splitlines() if l.startswith("REHEARSAL "))
+        reports.append(json.loads(line.removeprefix("REHEARSAL ")))
+    return reports
+
+
+class BatchClock(L.Callback):
+    """Time stamps at the start of every training batch."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.stamps = device, []
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        synchronize(self.device)
+        self.stamps.append(time.perf_counter())
+
+
+def training_throughput(
+    work: Path, accelerator: str, precision: str, batch: int, generator_steps: int, reg_pairs: int
+) -> tuple[dict[str, Any], Any]:
+    """Batches/s and generator steps/s of the config's training step on random images, through ``Trainer.fit``."""
+    cli = cli_main([
+        "--config", str(CONFIG), "--trainer.accelerator", accelerator, "--trainer.devices", "1",
+        "--trainer.precision", precision, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+        "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", str(work / "throughput"),
+        "--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false",
+        "--model.init_args.teacher", str(work / "teacher"), "--model.init_args.reg_pairs", str(reg_pairs),
+        "--model.init_args.max_generator_steps", str(generator_steps), "--model.init_args.evaluator", "null",
+        "--data.init_args.root", str(work / "data"), "--data.init_args.download", "false",
+    ], run=False)
+    gen_every = cli.model.hparams.gen_every
+    images = torch.rand(batch * gen_every * (generator_steps + 1), 3, 32, 32) * 2 - 1
+    loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch)
+    device = cli.trainer.strategy.root_device
+    clock = BatchClock(device)
+    cli.trainer.callbacks.append(clock)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    cli.trainer.fit(cli.model, train_dataloaders=loader)
+    steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])][gen_every * 2:]  # first 2 cycles: warm-up
+    cycle = statistics.median(steps) * gen_every  # one generator step and gen_every fake-score steps
+    return {
+        "batch_size": batch, "gen_every": gen_every, "batches_timed": len(steps),
+        "median_batch_seconds": statistics.median(steps), "generator_steps_per_second": 1 / cycle,
+        "train_images_per_second": batch / statistics.median(steps),
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }, cli.model
+
+
+def sampling_throughput(model: Any, device: torch.device, batch: int) -> dict[str, float]:
+    """Images/s of ``model.sample`` at 1, 2 and 4 NFE, bf16 autocast on CUDA."""
+    model = model.to(device).eval()
+    z = torch.randn(batch, 3, 32, 32, device=device)
+    result = {}
+    for nfe in (1, 2, 4):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            seconds = median_seconds(lambda: model.sample(z, nfe), 5, device)
+        result[f"nfe{nfe}_images_per_second"] = batch / seconds
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes on any device (a smoke test)")
+    parser.add_argument("--inception-fp16", default=None)
+    args = parser.parse_args()
+    out = Path(args.out).resolve()
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available() and not args.tiny
+    accelerator, precision = ("gpu", "bf16-mixed") if cuda else ("cpu", "32-true")
+    device = torch.device("cuda" if cuda else "cpu")
+    if args.inception_fp16:
+        install_inception_fp16(Path(args.inception_fp16))
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+        "lightning": L.__version__, "precision": precision,
+        "teacher_parameters": write_teacher(work / "teacher", args.tiny),
+    }
+    write_cifar10_tree(work / "data")
+    start = time.perf_counter()
+    report["rehearsal"] = rehearse(work, accelerator, precision, fid_samples=16 if args.tiny else 500)
+    report["rehearsal_seconds"] = time.perf_counter() - start
+    report["training"], model = training_throughput(
+        work, accelerator, precision, batch=8 if args.tiny else 128, generator_steps=3 if args.tiny else 12,
+        reg_pairs=16 if args.tiny else 1024)
+    report["sampling"] = sampling_throughput(model, device, batch=16 if args.tiny else 1000)
+
+    count = 32 if args.tiny else 2000
+    synchronize(device)
+    start = time.perf_counter()
+    generate_pairs(model.teacher.to(device), count=count, steps=50, seed=0, batch_size=1000)
+    synchronize(device)
+    report["pairs_ddim50_per_second"] = count / (time.perf_counter() - start)
+
+    extractor = InceptionV3Features(allow_download=False)
+    extractor.prepare(LocalStrategy(device))
+    extractor.to(device)
+    images = torch.rand(32 if args.tiny else 500, 3, 32, 32, device=device) * 2 - 1
+    with torch.no_grad():
+        report["inception_images_per_second"] = len(images) / median_seconds(lambda: extractor(images), 3, device)
+    if cuda:
+        report["peak_memory_gib_overall"] = torch.cuda.max_memory_allocated(device) / 2**30
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+    print("GPU-CHECK " + json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

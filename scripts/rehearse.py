@@ -1,0 +1,111 @@
+"""Rehearse a shipped GPU config end to end on small stand-ins: the config file itself, with overrides only for the
+hardware (accelerator, devices, precision), a tiny teacher of the same image shape in the diffusers layout, a
+synthetic dataset tree in the real on-disk format, and tiny step and sample counts.
+
+Run as a script (Lightning's DDP launcher re-executes ``sys.argv`` for the other ranks); the working directory is
+where the config's relative ``runs/...`` folders go. Rank 0 ends with one line ``REHEARSAL {json}``.
+
+    python scripts/rehearse.py CONFIG --teacher DIR --data-root DIR [--devices 2] [--accelerator cpu]
+        [--precision 32-true] [--steps 2] [--resume] [-- extra LightningCLI overrides]
+
+CIFAR-10's md5 tables are replaced by the tree's own (torchvision refuses files whose md5s differ from the
+official archive's); everything else runs as a user's job would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import calculate_md5
+
+from signs_lightning.cli import cli_main
+from signs_lightning.data import CIFAR10DataModule
+
+
+def describe_cifar_tree(root: Path) -> None:
+    """Point ``CIFAR10DataModule`` at md5 tables that describe the tree under ``root``."""
+    folder = root / CIFAR10.base_folder
+    if not folder.is_dir():
+        return
+    md5 = lambda name: calculate_md5(folder / name)  # noqa: E731
+    CIFAR10DataModule.dataset_class = type("RehearsalCIFAR10", (CIFAR10,), {
+        "train_list": [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)],
+        "test_list": [["test_batch", md5("test_batch")]],
+        "meta": {**CIFAR10.meta, "md5": md5("batches.meta")},
+    })
+
+
+def overrides(args: argparse.Namespace, kind: str) -> list[str]:
+    """Hardware, stand-ins and tiny counts: the only differences from the shipped config."""
+    common = [
+        "--trainer.accelerator", args.accelerator, "--trainer.devices", str(args.devices),
+        "--trainer.precision", args.precision, "--trainer.num_sanity_val_steps", "0",
+        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
+        "--data.init_args.root", args.data_root, "--data.init_args.download", "false",
+        "--data.init_args.batch_size", "4", "--data.init_args.val_size", "4",
+        "--data.init_args.num_workers", "0", "--data.init_args.persistent_workers", "false",
+        "--data.init_args.pin_memory", "false",
+        "--model.init_args.evaluator.init_args.num_samples", str(args.fid_samples),
+        "--model.init_args.evaluator.init_args.batch_size", str(args.fid_batch),
+    ]
+    if kind == "teacher":
+        return common + [
+            "--trainer.max_steps", str(args.steps), "--trainer.val_check_interval", str(args.steps),
+            "--model.init_args.block_out_channels", "[16, 16]", "--model.init_args.layers_per_block", "1",
+            "--model.init_args.output_dir", "teacher_out",
+        ]
+    return common + [
+        "--model.init_args.teacher", args.teacher,
+        "--model.init_args.max_generator_steps", str(args.steps),
+        "--model.init_args.reg_pairs", "16",
+        # Validate right after the last generator step (one every gen_every batches, the first at batch 0).
+        "--trainer.val_check_interval", str((args.steps - 1) * args.gen_every + 1),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--teacher", default="")
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--devices", type=int, default=2)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--steps", type=int, default=2, help="generator steps (teacher: optimizer steps)")
+    parser.add_argument("--gen-every", type=int, default=5, help="the config's gen_every, to place validation")
+    parser.add_argument("--fid-samples", type=int, default=16)
+    parser.add_argument("--fid-batch", type=int, default=8)
+    parser.add_argument("--resume", action="store_true", help="--ckpt_path last")
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    torch.set_num_threads(1)
+    describe_cifar_tree(Path(args.data_root))
+    kind = "teacher" if "teacher_" in Path(args.config).name else "sign"
+    command = ["fit", "--config", args.config, *overrides(args, kind), *extra]
+    if args.resume:
+        command += ["--ckpt_path", "last"]
+    start = time.perf_counter()
+    cli = cli_main(command)
+    seconds = time.perf_counter() - start
+    if cli.trainer.is_global_zero:
+        model = cli.model
+        metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+        report = {
+            "config": args.config, "world_size": cli.trainer.world_size, "seconds": round(seconds, 1),
+            "generator_steps": getattr(model, "generator_steps", None), "global_step": cli.trainer.global_step,
+            "metrics": metrics, "last_checkpoint": cli.trainer.checkpoint_callback.last_model_path,
+            "device": str(cli.trainer.strategy.root_device),
+            "teacher_device": str(next(model.parameters()).device),
+        }
+        sys.stdout.write("REHEARSAL " + json.dumps(report) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
