@@ -2,20 +2,83 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ``ModelCheckpoint``, with ``last.ckpt`` also written when a fit ends between save points.
+    """Lightning's ``ModelCheckpoint`` (same arguments), made safe for runs that stop and resume.
 
-    Lightning's own ``on_train_end`` writes ``last.ckpt`` only if no ``last.ckpt`` was written before, so a fit that
-    stops on ``trainer.max_time``, ``max_generator_steps`` or an early stop between two ``every_n_train_steps``
-    saves leaves a ``last.ckpt`` that lags behind the model by up to that many steps; resuming from it would
-    silently repeat them. Same arguments as Lightning's.
+    - ``last.ckpt`` is also written when a fit ends between save points. Lightning's own ``on_train_end`` writes
+      it only if no ``last.ckpt`` was written before, so a fit that stops on ``trainer.max_time``,
+      ``max_generator_steps`` or an early stop between two ``every_n_train_steps`` saves leaves a ``last.ckpt``
+      that lags behind the model by up to that many steps; resuming from it would silently repeat them.
+    - On SIGTERM (what schedulers send before a kill) the fit's state is saved to ``last.ckpt`` (a file, whatever
+      ``save_last`` says) before Lightning stops the fit; ``sigterm_checkpoint`` is then its path.
+    - A fit that does not resume refuses a folder that already holds checkpoints: Lightning would write
+      ``last-v1.ckpt`` beside the earlier run's ``last.ckpt``, and "resume from last" could pick either run.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sigterm_checkpoint: str | None = None
+        # A dirpath given in the config does not follow trainer.default_root_dir: the refusal says which to change.
+        self._dirpath_given = self.dirpath is not None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # trainer.ckpt_path is known once the checkpoint is restored: before on_fit_start for most strategies
+        # (and before the module's on_fit_start, which may be slow), after it for FSDP and DeepSpeed.
+        if not trainer.strategy.restore_checkpoint_after_setup:
+            self._refuse_an_earlier_runs_folder(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.strategy.restore_checkpoint_after_setup:
+            self._refuse_an_earlier_runs_folder(trainer)
+        super().on_train_start(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         super().on_train_end(trainer, pl_module)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            self._save_on_sigterm(trainer)
+        super().on_exception(trainer, pl_module, exception)
+
+    def _save_on_sigterm(self, trainer: L.Trainer) -> None:
+        # Not a fit, or nothing trained yet: no state that a rerun could not redo.
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+        if not fitting or trainer.global_step == 0:
+            return
+        path = self.last_model_path or self.format_checkpoint_name(
+            self._monitor_candidates(trainer), self.CHECKPOINT_NAME_LAST
+        )
+        # A real file even when save_last is "link": the link would point at an older periodic save.
+        self.last_model_path = path  # before saving: it is part of the saved callback state
+        self._save_checkpoint(trainer, path)
+        self.sigterm_checkpoint = path
+        rank_zero_info(f"SIGTERM: saved the fit's state at global step {trainer.global_step} to {path}")
+
+    def _refuse_an_earlier_runs_folder(self, trainer: L.Trainer) -> None:
+        if trainer.ckpt_path is not None or self.dirpath is None or not (self.save_last or self.save_top_k != 0):
+            return
+        existing: list[str] = []
+        if trainer.is_global_zero and self._fs.isdir(self.dirpath):
+            pattern = os.path.join(str(self.dirpath), "*" + self.FILE_EXTENSION)
+            existing = sorted(os.path.basename(p) for p in self._fs.glob(pattern))
+        existing = trainer.strategy.broadcast(existing)
+        if existing:
+            shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+            setting = "the ModelCheckpoint's init_args.dirpath" if self._dirpath_given else "trainer.default_root_dir"
+            raise FileExistsError(
+                f"checkpoint folder {self.dirpath} already holds checkpoints of an earlier run ({shown}): resume "
+                "that run with --ckpt_path last (or the path of one of them), or give this run another folder "
+                f"({setting})"
+            )

@@ -3,23 +3,154 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+import lightning as L
+from jsonargparse import Namespace
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from signs_lightning.checkpoint_args import check_model_class, merge_model_args
+from signs_lightning.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
+from signs_lightning.data.errors import CorruptDatasetError
+from signs_lightning.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
+
+SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
+# ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/resume.py "last").
+SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
+# Raised for bad input, with messages that say what to fix: reported in one line. Others keep their traceback.
+ONE_LINE_ERRORS = (SignsError, OSError, ValueError, CorruptDatasetError, MisconfigurationException)
 
 
 class SignsCLI(LightningCLI):
     """LightningCLI in subclass mode: configs name ``model.class_path`` and ``data.class_path``.
 
     ``signs validate`` / ``signs test`` end with a table of the metrics (FID per NFE, teacher FID at matched NFE,
-    idempotence and reconstruction errors, class coverage).
+    idempotence and reconstruction errors, class coverage). Beyond LightningCLI:
+
+    - every Trainer writes checkpoints atomically (``AtomicCheckpointIO``, unless the config names a CheckpointIO);
+    - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
+      must be the config's, and model arguments given on the command line or in the config win over those saved
+      in the checkpoint, which only fill in the rest (logged);
+    - ``validate`` / ``test`` / ``predict`` refuse to run without ``--ckpt_path`` unless ``--allow_untrained true``;
+    - a fit stopped by SIGTERM exits with status 143 naming the checkpoint ``callbacks.ModelCheckpoint`` saved.
     """
+
+    _args: Any = None  # as given to parse_arguments: parsed again without defaults to tell given model arguments
+    _checked_ckpt_path: str | None = None  # the ckpt_path whose module class _parse_ckpt_path checked
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--allow_untrained",
+            type=bool,
+            default=False,
+            help="validate/test/predict without --ckpt_path: evaluate the model as built, i.e. untrained",
+        )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self._args = args
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaces LightningCLI's, which builds the model from the checkpoint's saved hyperparameters alone."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not _names_a_file(ckpt_path):
+            return
+        hparams = read_checkpoint(ckpt_path, weights_only=True, mmap=True).get("hyper_parameters") or {}
+        model = self.config[subcommand].model
+        check_model_class(ckpt_path, hparams, model.class_path)
+        self._checked_ckpt_path = ckpt_path
+        if not hparams:
+            return
+        given = self._given_model_args(subcommand)
+        merged = merge_model_args(hparams, given, model.init_args.as_dict(), model.class_path)
+        update = {subcommand: {"model": {"class_path": model.class_path, "init_args": merged.init_args}}}
+        self.config = self.parser.parse_object(update, self.config)
+        rank_zero_info(merged.summary(ckpt_path))
+
+    def _given_model_args(self, subcommand: str) -> dict[str, Any]:
+        """The model ``init_args`` given on the command line or in a config file, without defaults."""
+        if isinstance(self._args, (dict, Namespace)):
+            given = self.parser.parse_object(self._args, defaults=False)
+        else:
+            given = self.parser.parse_args(self._args, defaults=False)
+        init_args = (given[subcommand].get("model") or Namespace()).get("init_args")
+        return init_args.as_dict() if init_args is not None else {}
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        configured = self._get(self.config_init, "trainer", default={}).get("plugins")
+        kwargs["plugins"] = with_atomic_checkpoint_io(kwargs.get("plugins", configured))
+        return super().instantiate_trainer(**kwargs)
+
+    def _check_resolved_checkpoint(self) -> None:
+        """The class check for a ckpt_path resolved only once the trainer exists (``--ckpt_path last``)."""
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        if _names_a_file(ckpt_path) and ckpt_path != self._checked_ckpt_path:
+            hparams = read_checkpoint(ckpt_path, weights_only=True, mmap=True).get("hyper_parameters") or {}
+            check_model_class(ckpt_path, hparams, f"{type(self.model).__module__}.{type(self.model).__qualname__}")
+
+    def _refuse_untrained(self) -> None:
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") is None and not config.get("allow_untrained"):
+            raise SignsError(
+                f"without --ckpt_path, {self.subcommand} would evaluate the model as built, i.e. an untrained "
+                f"{type(self.model).__name__}: pass --ckpt_path (a .ckpt file a fit wrote, or last), or "
+                "--allow_untrained true to evaluate it anyway"
+            )
 
     def _print_table(self) -> None:
         from signs_lightning.evaluation import format_table
 
         if self.trainer.is_global_zero:
+            if self.config_init[self.subcommand].get("ckpt_path") is None:
+                print(f"Metrics of the UNTRAINED {type(self.model).__name__} (no --ckpt_path):")
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
             print(format_table(metrics))
+
+    def fit(self, model: L.LightningModule, **kwargs: Any) -> None:
+        try:
+            self.trainer.fit(model, **kwargs)
+        except SIGTERMException:
+            # Lightning ends a fit on SIGTERM with SystemExit(None), i.e. status 0: a scheduler would read success.
+            callbacks = self.trainer.checkpoint_callbacks
+            saved = [c.sigterm_checkpoint for c in callbacks if getattr(c, "sigterm_checkpoint", None)]
+            where = f"saved {saved[0]}: resume with --ckpt_path {saved[0]}" if saved else "no checkpoint was saved"
+            if self.trainer.is_global_zero:
+                print(f"signs fit: stopped by SIGTERM; {where}", file=sys.stderr)
+            sys.exit(SIGTERM_EXIT)
+
+    def before_fit(self) -> None:
+        self._check_resolved_checkpoint()
+
+    def before_validate(self) -> None:
+        self._check_resolved_checkpoint()
+        self._refuse_untrained()
+
+    def before_test(self) -> None:
+        self._check_resolved_checkpoint()
+        self._refuse_untrained()
+
+    def after_instantiate_classes(self) -> None:
+        # `--ckpt_path last` also considers SLURM's HPC checkpoint (signs_lightning/resume.py).
+        if self.subcommand is not None:
+            from signs_lightning.resume import resolve_ckpt_path
+
+            config = self.config_init[self.subcommand]
+            config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
+
+    def before_predict(self) -> None:
+        self._check_resolved_checkpoint()
+        self._refuse_untrained()
+        # Predictions that nobody writes would be computed and dropped: write them unless a writer is configured.
+        from lightning.pytorch.callbacks import BasePredictionWriter
+
+        from signs_lightning.prediction import SampleWriter
+
+        if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(SampleWriter(f"{self.trainer.default_root_dir}/samples"))
 
     def after_validate(self) -> None:
         self._print_table()
@@ -30,8 +161,6 @@ class SignsCLI(LightningCLI):
 
 def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
     """Build the CLI (and run its subcommand when ``run``); ``args`` defaults to ``sys.argv[1:]``."""
-    import lightning as L
-
     return SignsCLI(
         L.LightningModule,
         L.LightningDataModule,
@@ -45,14 +174,32 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``signs``: errors from bad input end in one line (status 1); ``SIGNS_DEBUG=1`` shows the traceback."""
     command = sys.argv[1:] if argv is None else argv
     if command and command[0] == "demo":
         from signs_lightning.demo import demo_main
 
         demo_main(command[1:])
         return
-    # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.
-    cli_main(argv)
+    try:
+        # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.
+        cli_main(argv)
+    except Exception as error:
+        cause = underlying(error)
+        # An error unwrapped from jsonargparse was raised while building the model or data: bad input, whatever
+        # its type. Other errors of unexpected types may be bugs and keep their traceback.
+        if debugging() or (cause is error and not isinstance(error, ONE_LINE_ERRORS)):
+            raise
+        name = f"signs {command[0]}" if command and not command[0].startswith("-") else "signs"
+        print(f"{name}: error: {one_line(cause)} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
+def _names_a_file(ckpt_path: str | None) -> bool:
+    """Whether ``ckpt_path`` is a local file path (not None, a special value, a registry name or a remote URL)."""
+    if not ckpt_path or ckpt_path in SPECIAL_CKPT_PATHS or str(ckpt_path).startswith("registry"):
+        return False
+    return _is_local_file_protocol(ckpt_path)
 
 
 if __name__ == "__main__":

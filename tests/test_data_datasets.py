@@ -273,14 +273,20 @@ class TestImageFolder:
         with pytest.raises(DatasetNotFoundError, match="does not exist"):
             ImageFolderDataModule(str(tmp_path / "absent"), image_size=16, channels=3).setup()
 
-    def test_unreadable_image_is_named(self, tmp_path):
+    @pytest.mark.parametrize("damage", ["signature only", "cut-off jpeg"])
+    def test_unreadable_image_is_named_at_setup(self, tmp_path, damage):
         write_mixed_image_folder(tmp_path)
-        broken = tmp_path / "faces" / "broken.png"
-        broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing after the signature")
+        if damage == "signature only":
+            broken = tmp_path / "faces" / "broken.png"
+            broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing after the signature")
+        else:  # a copy interrupted half-way: the header parses, the pixels end early
+            broken = tmp_path / "faces" / "cut.jpg"
+            Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(broken)
+            broken.write_bytes(broken.read_bytes()[:-200])
         dm = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.5)
-        dm.setup()
+        # At setup, before any batch: not when a worker first reads the file, possibly mid-epoch.
         with pytest.raises(CorruptDatasetError, match=f"cannot read image {broken}"):
-            list(dm.reference_dataloader()) + list(dm.val_dataloader())
+            dm.setup()
 
 
 # ----------------------------------------------------------------------------------------- model compatibility

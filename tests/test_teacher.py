@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from diffusers import DDIMScheduler
@@ -106,3 +108,58 @@ def test_ddim_timesteps_rejects_bad_counts() -> None:
     schedule = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
     with pytest.raises(ValueError, match="num_steps"):
         schedule.ddim_timesteps(0)
+
+
+# -- what load_teacher refuses, and how it says so -----------------------------------------------------------------
+
+
+def edited_teacher(tmp_path, tiny_teacher_dir, config: str, **changes):
+    """A copy of the tiny teacher with ``changes`` written into one of its JSON configs."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_teacher_dir, tmp_path / "edited")
+    path = folder / config
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return folder
+
+
+def test_local_path_that_does_not_exist_is_named_as_a_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"teacher folder {tmp_path / 'x'} does not exist")):
+        load_teacher("./x")
+    # "org/name" may be a hub id too: both readings are ruled out by name.
+    folder = tmp_path / "teachers" / "no_such_teacher"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"the folder {folder} does not exist")):
+        load_teacher("teachers/no_such_teacher")
+
+
+def test_folder_without_scheduler_config_says_which_file(tmp_path, tiny_teacher_dir) -> None:
+    import shutil
+
+    folder = shutil.copytree(tiny_teacher_dir, tmp_path / "no_scheduler")
+    shutil.rmtree(folder / "scheduler")
+    with pytest.raises(FileNotFoundError, match=r"has no scheduler/scheduler_config.json \(the noise schedule"):
+        load_teacher(folder)
+
+
+@pytest.mark.parametrize("config,changes", [
+    ("unet/config.json", {"out_channels": 2}),
+    ("scheduler/scheduler_config.json", {"variance_type": "learned_range"}),
+])
+def test_learned_variance_teacher_is_refused(tmp_path, tiny_teacher_dir, config, changes) -> None:
+    refusal = "predicts a learned variance .*choose a teacher trained with a fixed variance"
+    with pytest.raises(ValueError, match=refusal):
+        load_teacher(edited_teacher(tmp_path, tiny_teacher_dir, config, **changes))
+
+
+@pytest.mark.parametrize("changes", [{"num_class_embeds": 10}, {"class_embed_type": "timestep"}])
+def test_class_conditional_teacher_is_refused(tmp_path, tiny_teacher_dir, changes) -> None:
+    with pytest.raises(ValueError, match="is class-conditional .*SIGN distils an unconditional teacher"):
+        load_teacher(edited_teacher(tmp_path, tiny_teacher_dir, "unet/config.json", **changes))
+
+
+def test_local_source_is_recorded_as_an_absolute_path(tiny_teacher_dir, monkeypatch) -> None:
+    monkeypatch.chdir(tiny_teacher_dir.parent)
+    teacher = load_teacher(tiny_teacher_dir.name)
+    assert teacher.source == str(tiny_teacher_dir)

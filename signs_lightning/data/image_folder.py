@@ -41,16 +41,48 @@ def pil_to_unit_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(array[None] if channels == 1 else np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
+# What Pillow raises for a file that is not a readable image.
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+_JPEG_END = b"\xff\xd9"
+
+
 def load_image(path: Path, channels: int) -> torch.Tensor:
     """Read one image file → float32 (``channels``, H, W) in [0, 1]; any decoding failure names the file."""
     try:
         with Image.open(path) as image:
             image.load()
             return pil_to_unit_tensor(image, channels)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise CorruptDatasetError(
-            f"cannot read image {path}: {type(err).__name__}: {err}. Replace or delete that file."
-        ) from err
+    except _UNREADABLE as err:
+        raise _unreadable(path, err) from err
+
+
+def check_images(paths: Sequence[Path]) -> None:
+    """Raise ``CorruptDatasetError`` naming the first of ``paths`` that is not a readable image.
+
+    Cheap enough for large folders, since nothing is decoded: Pillow parses each header and runs ``verify()``
+    (which checks e.g. PNG chunk checksums). A JPEG without its end marker, usually a cut-off copy, is decoded
+    to be sure (one with bytes after the marker decodes fine and passes).
+    """
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+                cut_off = image.format == "JPEG" and not _ends_with(path, _JPEG_END)
+        except _UNREADABLE as err:
+            raise _unreadable(path, err) from err
+        if cut_off:
+            load_image(path, channels=3)
+
+
+def _ends_with(path: Path, tail: bytes) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - len(tail)))
+        return handle.read() == tail
+
+
+def _unreadable(path: Path, err: BaseException) -> CorruptDatasetError:
+    return CorruptDatasetError(f"cannot read image {path}: {type(err).__name__}: {err}. Replace or delete that file.")
 
 
 class ToModelRange:
@@ -142,7 +174,7 @@ class ImageFolderDataModule(ImageDataModule):
     """A folder of images of any size and mode, served as ``channels``×``image_size``² squares, label -1.
 
     Validation is a seeded random ``val_fraction`` of the files; the rest train, and the train files without
-    flips are the FID reference set.
+    flips are the FID reference set. ``setup`` checks every file (``check_images``) and names an unreadable one.
 
     Args:
         root: the folder (searched recursively for ``IMAGE_EXTENSIONS``).
@@ -185,6 +217,8 @@ class ImageFolderDataModule(ImageDataModule):
 
     def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
         paths = find_images(self.root)
+        # Here rather than when a worker first reads the file, possibly hours into the run.
+        check_images(paths)
         if len(paths) < 2:
             raise DatasetNotFoundError(
                 f"{self.root} holds a single image ({paths[0]}); a train and a validation split need at least two"

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from signs_lightning.diffusion.schedule import NoiseSchedule
+from signs_lightning.errors import first_line
 
 
 class ScoreModel(nn.Module):
@@ -112,29 +113,99 @@ class ScoreModel(nn.Module):
 def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) -> ScoreModel:
     """Load a frozen teacher from a diffusers pipeline folder or hub id (``unet/`` + ``scheduler/``).
 
+    A local folder is recorded (``ScoreModel.source``) by its absolute path, so a checkpoint that names it does not
+    depend on the working directory it was written from.
+
     Raises:
-        FileNotFoundError: with what to download and where to put it, when ``source`` cannot be loaded.
+        FileNotFoundError: a folder that does not exist or lacks a file of the pipeline layout, or a hub id that
+            is not in the Hugging Face cache (with what to download).
+        ValueError: a teacher SIGN cannot distil (learned variance, class-conditional), with why.
     """
     from diffusers import DDPMScheduler, UNet2DModel
 
     source = str(source)
-    local = Path(source).expanduser()
-    if local.exists() and not (local / "unet" / "config.json").is_file():
-        raise FileNotFoundError(
-            f"Teacher folder {local} has no unet/config.json. Expected the diffusers pipeline layout written by "
-            "`DDPMPipeline.save_pretrained(dir)` (model_index.json, unet/, scheduler/), e.g. the output of "
-            "`signs fit --config configs/teacher_mnist.yaml`."
-        )
-    location = str(local) if local.exists() else source
+    folder = _teacher_folder(source)
+    location = str(folder) if folder is not None else source
     try:
-        unet = UNet2DModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype)
+        # Configs first: a teacher that cannot work is refused before its weights are read.
+        unet_config = UNet2DModel.load_config(location, subfolder="unet")
         scheduler_config = DDPMScheduler.load_config(location, subfolder="scheduler")
     except (OSError, ValueError) as error:
+        if folder is not None:
+            raise FileNotFoundError(f"teacher folder {folder}: {first_line(error)}") from error
         raise FileNotFoundError(
-            f"Could not load the teacher {source!r}: it is not a local diffusers pipeline folder and not in the "
-            "Hugging Face cache. With network access run `huggingface-cli download "
-            f"{source}` (or `python -c \"from diffusers import DDPMPipeline; DDPMPipeline.from_pretrained('{source}')"
-            ".save_pretrained('teachers/NAME')\"` and point model.teacher at that folder). "
-            f"Original error: {error}"
+            f"teacher {source!r}: the folder {os.path.abspath(Path(source).expanduser())} does not exist, and no "
+            "hub model of that name is in the Hugging Face cache: point model.init_args.teacher at a diffusers "
+            f"pipeline folder, or with network access run `huggingface-cli download {source}`"
         ) from error
-    return ScoreModel(unet, NoiseSchedule.from_scheduler_config(scheduler_config), source=source).freeze()
+    _check_distillable(location, unet_config, scheduler_config)
+    try:
+        unet = UNet2DModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(f"teacher {location}: cannot load unet/ weights: {first_line(error)}") from error
+    return ScoreModel(unet, NoiseSchedule.from_scheduler_config(scheduler_config), source=location).freeze()
+
+
+# The pipeline files load_teacher reads, with what each one is, for the message when one is missing.
+_PIPELINE_FILES = {
+    "unet/config.json": "the UNet's architecture",
+    "scheduler/scheduler_config.json": "the noise schedule the UNet was trained with",
+}
+
+
+def _teacher_folder(source: str) -> Path | None:
+    """The absolute folder ``source`` names, or None when it can only be a hub id (``name`` or ``org/name``).
+
+    Raises:
+        FileNotFoundError: ``source`` can only be a path (``./x``, ``/x``, ``~/x``, ``a/b/c``) and does not
+            exist, or it is a folder that lacks one of ``_PIPELINE_FILES``.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(source).expanduser()
+    folder = Path(os.path.abspath(path))
+    if not path.exists():
+        try:
+            validate_repo_id(source)
+        except HFValidationError:
+            raise FileNotFoundError(
+                f"teacher folder {folder} does not exist: point model.init_args.teacher at a diffusers pipeline "
+                "folder (model_index.json, unet/, scheduler/), e.g. the output of "
+                "`signs fit --config configs/teacher_mnist.yaml`, or at a Hugging Face hub id"
+            ) from None
+        return None
+    layout = (
+        "Expected the diffusers pipeline layout written by `DDPMPipeline.save_pretrained(dir)` (model_index.json, "
+        "unet/, scheduler/), e.g. the output of `signs fit --config configs/teacher_mnist.yaml`."
+    )
+    if not folder.is_dir():
+        raise FileNotFoundError(f"teacher {folder} is a file, not a folder. {layout}")
+    for name, what in _PIPELINE_FILES.items():
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"teacher folder {folder} has no {name} ({what}). {layout}")
+    return folder
+
+
+def _check_distillable(source: str, unet_config: dict, scheduler_config: dict) -> None:
+    """Refuse UNets whose output is not one ε/v/x0 image per input, or that need a class label."""
+    in_channels, out_channels = unet_config.get("in_channels", 3), unet_config.get("out_channels", 3)
+    variance = scheduler_config.get("variance_type")
+    if out_channels == 2 * in_channels or variance in ("learned", "learned_range"):
+        raise ValueError(
+            f"teacher {source} predicts a learned variance (UNet out_channels {out_channels}, in_channels "
+            f"{in_channels}, scheduler variance_type {variance!r}): SIGN's DDIM steps and losses use a single "
+            "ε/v/x0 prediction per image; choose a teacher trained with a fixed variance (out_channels = "
+            "in_channels, variance_type fixed_small or fixed_large), e.g. google/ddpm-cifar10-32"
+        )
+    if out_channels != in_channels:
+        raise ValueError(
+            f"teacher {source} outputs {out_channels} channels for {in_channels}-channel images: an ε/v/x0 "
+            "prediction has as many channels as its input; choose an unconditional DDPM teacher"
+        )
+    classes, embedding = unet_config.get("num_class_embeds"), unet_config.get("class_embed_type")
+    if classes is not None or embedding is not None:
+        raise ValueError(
+            f"teacher {source} is class-conditional (UNet num_class_embeds {classes}, class_embed_type "
+            f"{embedding!r}): SIGN distils an unconditional teacher, whose UNet it calls without class labels; "
+            "choose an unconditional teacher"
+        )

@@ -1,0 +1,145 @@
+"""Bad input through the ``signs`` command: each case ends in one line that names the file or key, what is wrong
+and what to do (status 1, no traceback), or in the right behaviour."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli_helpers import write_config
+from signs_lightning.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_teacher_dir: Path) -> Path:
+    """The folder of a 3-step SIGN fit: its config fit.yaml, and checkpoints/ (last.ckpt, epoch=0-step=3.ckpt)."""
+    root = tmp_path_factory.mktemp("trained")
+    config = write_config(root / "fit.yaml", tiny_teacher_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIGNS_CACHE", str(root / "cache"))
+        patch.setattr(sys, "argv", ["signs"])
+        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root)])
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI warns when it is given args while sys.argv holds pytest's."""
+    monkeypatch.setattr(sys, "argv", ["signs"])
+
+
+def signs(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, str, str]:
+    """Run ``signs argv``: its exit status (None when it returned), its last stderr line and its stdout."""
+    capsys.readouterr()
+    try:
+        main(argv)
+        code = None
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "Does not validate against any of the Union subtypes" not in err
+    return code, err.strip().splitlines()[-1] if err.strip() else "", out
+
+
+def fit_args(trained: Path, root: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", str(trained / "fit.yaml"), "--trainer.default_root_dir", str(root), *extra]
+
+
+@pytest.mark.parametrize("damage,expected", [
+    ("truncated", "is truncated .* the save that wrote it was interrupted; resume from another checkpoint"),
+    ("text", r"is not a PyTorch checkpoint \(it starts with b'step: 3"),
+    ("empty", r"is empty \(0 bytes\)"),
+    ("missing", "does not exist: pass the path of a .ckpt file written by `signs fit`"),
+], ids=["truncated", "text", "empty", "missing"])
+def test_a_bad_checkpoint_file_is_named_in_one_line(trained, tmp_path, capsys, damage, expected) -> None:
+    bad = tmp_path / "bad.ckpt"
+    data = (trained / "checkpoints" / "last.ckpt").read_bytes()
+    content = {"truncated": data[: len(data) // 2], "text": b"step: 3\nloss: 0.1\n", "empty": b""}.get(damage)
+    if content is not None:
+        bad.write_bytes(content)
+    code, line, _ = signs(fit_args(trained, tmp_path / "run", "--ckpt_path", str(bad)), capsys)
+    assert code == 1
+    assert line.startswith(f"signs fit: error: checkpoint {bad} ")
+    assert re.search(expected, line), line
+
+
+def test_a_checkpoint_of_another_module_class_is_refused(trained, tiny_teacher_dir, tmp_path, capsys) -> None:
+    ign_config = write_config(tmp_path / "ign.yaml", tiny_teacher_dir, model="ign", steps=1)
+    assert signs(["fit", "--config", str(ign_config), "--trainer.default_root_dir", str(tmp_path / "ign")],
+                 capsys)[0] is None
+    ign_checkpoint = tmp_path / "ign" / "checkpoints" / "last.ckpt"
+    code, line, _ = signs(fit_args(trained, tmp_path / "sign", "--ckpt_path", str(ign_checkpoint)), capsys)
+    assert code == 1
+    assert (f"checkpoint {ign_checkpoint} was written by signs_lightning.modules.IGNModule, but the config's model is "
+            "signs_lightning.modules.SIGNModule: resume it with the config it was trained with") in line
+    assert not (tmp_path / "sign").exists()  # refused before anything was built or written
+
+
+def test_validate_needs_a_checkpoint_or_an_explicit_flag(trained, tmp_path, capsys) -> None:
+    validate = ["validate", "--config", str(trained / "fit.yaml"), "--trainer.default_root_dir", str(tmp_path)]
+    code, line, _ = signs(validate, capsys)
+    assert code == 1
+    assert ("without --ckpt_path, validate would evaluate the model as built, i.e. an untrained SIGNModule: pass "
+            "--ckpt_path") in line and "--allow_untrained true" in line
+    code, _, out = signs([*validate, "--allow_untrained", "true"], capsys)
+    assert code is None and "Metrics of the UNTRAINED SIGNModule (no --ckpt_path):" in out
+    code, _, out = signs([*validate, "--ckpt_path", str(trained / "checkpoints" / "last.ckpt")], capsys)
+    assert code is None and "UNTRAINED" not in out
+
+
+@pytest.mark.parametrize("teacher,expected", [
+    ("./no_such_teacher", "teacher folder {cwd}/no_such_teacher does not exist: point model.init_args.teacher at"),
+    ("teachers/no_such_teacher", "the folder {cwd}/teachers/no_such_teacher does not exist, and no hub model"),
+    ("no_scheduler", "has no scheduler/scheduler_config.json (the noise schedule the UNet was trained with)"),
+    ("learned_variance", "predicts a learned variance (UNet out_channels 2, in_channels 1"),
+], ids=["no_folder", "no_folder_nor_hub_id", "no_scheduler", "learned_variance"])
+def test_an_error_while_the_model_is_built_is_one_line(trained, tiny_teacher_dir, tmp_path, monkeypatch, capsys,
+                                                       teacher, expected) -> None:
+    monkeypatch.chdir(tmp_path)
+    if teacher in ("no_scheduler", "learned_variance"):
+        shutil.copytree(tiny_teacher_dir, tmp_path / teacher)
+    if teacher == "no_scheduler":
+        shutil.rmtree(tmp_path / teacher / "scheduler")
+    if teacher == "learned_variance":
+        unet_config = tmp_path / teacher / "unet" / "config.json"
+        unet_config.write_text(json.dumps({**json.loads(unet_config.read_text()), "out_channels": 2}))
+    code, line, _ = signs(fit_args(trained, tmp_path / "run", "--model.init_args.teacher", teacher), capsys)
+    assert code == 1
+    assert line.startswith("signs fit: error: ") and line.endswith("(SIGNS_DEBUG=1 shows the traceback)")
+    assert expected.format(cwd=tmp_path) in line
+
+
+def test_signs_debug_shows_the_whole_error(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SIGNS_DEBUG", "1")
+    with pytest.raises(ValueError) as info:
+        main(fit_args(trained, tmp_path / "run", "--model.init_args.teacher", str(tmp_path / "absent")))
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+def test_a_fresh_fit_refuses_a_folder_that_holds_another_runs_checkpoints(trained, tmp_path, capsys) -> None:
+    shutil.copytree(trained / "checkpoints", tmp_path / "checkpoints")
+    code, line, _ = signs(fit_args(trained, tmp_path), capsys)
+    assert code == 1
+    assert (f"checkpoint folder {tmp_path / 'checkpoints'} already holds checkpoints of an earlier run "
+            "(epoch=0-step=3.ckpt, last.ckpt): resume that run with --ckpt_path last") in line
+    assert line.endswith("give this run another folder (trainer.default_root_dir) (SIGNS_DEBUG=1 shows the traceback)")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch=0-step=3.ckpt", "last.ckpt"]
+
+
+def test_a_config_with_a_fixed_checkpoint_folder_says_so(trained, tmp_path, capsys) -> None:
+    """configs/sign_cifar10.yaml's case: a new trainer.default_root_dir still saves to the config's dirpath."""
+    settings = yaml.safe_load((trained / "fit.yaml").read_text())
+    settings["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(trained / "checkpoints")
+    config = tmp_path / "fixed.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    code, line, _ = signs(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path)], capsys)
+    assert code == 1
+    assert f"checkpoint folder {trained / 'checkpoints'} already holds checkpoints of an earlier run" in line
+    assert "give this run another folder (the ModelCheckpoint's init_args.dirpath)" in line
