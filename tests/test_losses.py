@@ -1,4 +1,4 @@
-"""Each SIGN loss sends gradients exactly where SIGN.md says, and nowhere else."""
+"""Each SIGN loss sends gradients exactly where docs/method.md says, and nowhere else."""
 
 from __future__ import annotations
 

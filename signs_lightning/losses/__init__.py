@@ -1,4 +1,4 @@
-"""Loss terms, one function per equation of SIGN.md (and IGN's tightening loss)."""
+"""Loss terms, one function per equation of docs/method.md (and IGN's tightening loss)."""
 
 from signs_lightning.losses.distances import Distance, distance_fn
 from signs_lightning.losses.ign import tightening_loss

@@ -1,4 +1,4 @@
-"""SIGN's loss terms (SIGN.md, "Losses"): one function per row of the table.
+"""SIGN's loss terms (docs/method.md §4, "Loss terms"): one function per term.
 
 f is the student ``IdempotentGenerator``; teacher and fake score are ``ScoreModel``s. Images are (B, C, H, W).
 Every teacher and fake-score evaluation that only provides a target runs under ``torch.no_grad``.

@@ -16,7 +16,7 @@ def build_unet(
     """A ``UNet2DModel`` with one down/up block per entry of ``block_out_channels``.
 
     Attention, when on, sits in the lowest-resolution block (as in ``google/ddpm-cifar10-32``'s 16×16 level).
-    The default is the ~270k-parameter MNIST-16 teacher of SIGN.md's measurements.
+    The default is the ~270k-parameter MNIST-16 teacher of the measurements in docs/method.md.
 
     >>> sum(p.numel() for p in build_unet().parameters()) // 1000
     267
