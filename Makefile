@@ -1,13 +1,13 @@
 # Two commands do all set-up on a fresh machine with only Python:
 #   make demo   # environment + teacher + SIGN distillation on the embedded MNIST, writes runs/demo/
-#   make test   # environment + the whole test suite
+#   make test   # environment + lint + the whole test suite (make test-fast: the unit tests only)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.signs-installed
 PYTEST_ARGS ?=
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ env: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/signs demo --output runs/demo
 
-test: $(STAMP)
+# The whole suite, lint first (what CI runs).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests only (no multi-process, end-to-end or Slurm tests): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from signs_lightning.data import EmbeddedMNISTDataModule
@@ -24,7 +23,6 @@ from signs_lightning.evaluation import (
 )
 from signs_lightning.evaluation.fid import SampleFn
 from signs_lightning.modules.common import GeneratorModule
-
 
 
 def synchronize(device: torch.device) -> None:

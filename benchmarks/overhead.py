@@ -66,10 +66,11 @@ def lightning_vs_bare(
     """
     loops = {"lightning": run_lightning, "bare": run_bare}
     times: dict[str, list[float]] = {name: [] for name in loops}
-    cli_args = variant_cli_args(variant, teacher_dir, log_dir, extra_overrides)
     total = warmup + steps
     for round_index in range(rounds):
         for name in sorted(loops, reverse=round_index % 2 == 1):
+            # A folder per fit: each is a new run, and a fit refuses a folder holding an earlier run's checkpoints.
+            cli_args = variant_cli_args(variant, teacher_dir, log_dir / f"{name}{round_index}", extra_overrides)
             cli = cli_main([*cli_args, "--model.init_args.max_generator_steps", str(total)], run=False)
             cli.datamodule.setup("fit")
             x = next(iter(cli.datamodule.train_dataloader()))[0]
@@ -99,9 +100,10 @@ def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
     """Batch start stamps of the module's own ``seeded_train_batch`` in a plain loop over ``loader``, with the
     config's model and optimizers and plain PyTorch backward/clipping (``bare_step_tools``)."""
     model: SIGNModule = cli.model.to(device).train()
-    if model.loss_weights["reg"] > 0:
-        model.pairs = model.teacher_pairs()
-    optimizers = {name: config["optimizer"] for name, config in zip(("generator", "fake_score"), model.configure_optimizers())}
+    for term in model.losses.values():
+        term.setup(model, None)
+    configs = model.configure_optimizers()
+    optimizers = {name: config["optimizer"] for name, config in zip(model.optimizer_names, configs)}
     # The module's own step function, with plain PyTorch backward and clipping injected in place of Lightning's.
     model.step_tools = bare_step_tools(model)
     stamps = []

@@ -47,14 +47,18 @@ def sign_terms(
     flow: float = 0.0, dmd: float = 0.0, reg: float = 1.0, gen_every: int = 1, trajectory: float = 0.0
 ) -> list[str]:
     """Overrides that set SIGN's loss terms explicitly, whatever the config's defaults (L_rec and L_idem keep the
-    config's weights); ``trajectory`` is L_reg's ``reg_trajectory_fraction``."""
-    return [
-        f"model.init_args.lambda_flow={flow}",
-        f"model.init_args.lambda_dmd={dmd}",
-        f"model.init_args.lambda_reg={reg}",
-        f"model.init_args.gen_every={gen_every}",
-        f"model.init_args.reg_trajectory_fraction={trajectory}",
-    ]
+    config's; L_reg keeps its pair settings): a weight of 0 switches a term off; ``trajectory`` is L_reg's
+    ``trajectory_fraction``."""
+    overrides = []
+    for slot, term, weight in (("flow", "Flow", flow), ("dmd", "DistributionMatching", dmd)):
+        overrides += [f"model.init_args.{slot}=signs_lightning.losses.{term}",
+                      f"model.init_args.{slot}.init_args.weight={weight}"] if weight > 0 else [f"model.init_args.{slot}=null"]
+    if reg > 0:
+        overrides += [f"model.init_args.reg.init_args.weight={reg}",
+                      f"model.init_args.reg.init_args.trajectory_fraction={trajectory}"]
+    else:
+        overrides.append("model.init_args.reg=null")
+    return overrides + [f"model.init_args.gen_every={gen_every}"]
 
 
 def sign_variant(name: str, description: str, overrides: list[str]) -> Variant:
@@ -96,7 +100,7 @@ SMOKE_TEACHER_OVERRIDES = [
     "model.init_args.image_size=8", "model.init_args.block_out_channels=[8, 8]", "model.init_args.sample_nfe=[2]",
 ]
 SMOKE_TEACHER_STEPS = 4
-SMOKE_KIND_OVERRIDES: dict[str, list[str]] = {"sign": ["model.init_args.reg_pairs=32"], "ign": []}
+SMOKE_KIND_OVERRIDES: dict[str, list[str]] = {"sign": ["model.init_args.reg.init_args.pairs=32"], "ign": []}
 
 
 def select(names: list[str] | None) -> list[Variant]:

@@ -17,8 +17,6 @@ import socket
 from collections.abc import Sequence
 
 import torch
-
-from signs_lightning.sampling import randn_like
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
@@ -31,6 +29,7 @@ from signs_lightning.evaluation import (
     RandomConvFeatures,
     TorchDistributedStrategy,
 )
+from signs_lightning.sampling import randn_like
 
 IMAGE_SHAPE = (1, 8, 8)
 

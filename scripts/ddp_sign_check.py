@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.losses import DistributionMatching, Flow, Regression
 from signs_lightning.modules import SIGNModule
 
 
@@ -34,8 +35,8 @@ def main(teacher_dir: str, out_dir: str, precision: str = "32-true", devices: st
     torch.set_num_threads(1)  # two processes on two cores: intra-op threads would oversubscribe them
     L.seed_everything(0)
     model = RecordingSIGN(
-        teacher=teacher_dir, lambda_flow=1.0, lambda_dmd=1.0, reg_pairs=16, reg_sampler_steps=2,
-        flow_intervals=4, max_generator_steps=3, ema_decay=0.9, cache_dir=f"{out_dir}/cache",
+        teacher=teacher_dir, flow=Flow(intervals=4), dmd=DistributionMatching(),
+        reg=Regression(pairs=16, sampler_steps=2, cache_dir=f"{out_dir}/cache"), max_generator_steps=3, ema_decay=0.9,
     )
     model.streams = []
     trainer = L.Trainer(
@@ -50,7 +51,7 @@ def main(teacher_dir: str, out_dir: str, precision: str = "32-true", devices: st
         raise SystemExit(f"rank {trainer.global_rank}: ranks diverged: {gathered.tolist()}")
     assert model.generator_steps == 3, model.generator_steps
     if trainer.is_global_zero:
-        torch.save(model.pairs._asdict(), f"{out_dir}/pairs.pt")
+        torch.save(model.losses["reg"].cached._asdict(), f"{out_dir}/pairs.pt")
     # One write per rank: both ranks share the pipe, and print() may split text and newline.
     sys.stdout.write(f"DDP-OK rank={trainer.global_rank} checksum={checksum.item():.6f} stream={','.join(model.streams)}\n")
     sys.stdout.flush()

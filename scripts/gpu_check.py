@@ -81,10 +81,10 @@ def rehearse(work: Path, accelerator: str, precision: str, fid_samples: int) -> 
                    "--data-root", "data", "--devices", "1", "--accelerator", accelerator, "--precision", precision,
                    "--steps", str(steps), "--fid-samples", str(fid_samples), "--fid-batch", str(min(fid_samples, 250))]
         result = subprocess.run(command + (["--resume"] if resume else []), capture_output=True, text=True, cwd=work,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
         if result.returncode != 0:
             raise SystemExit(f"rehearsal failed:\n{(result.stdout + result.stderr)[-6000:]}")
-        line = next(l for l in result.stdout.splitlines() if l.startswith("REHEARSAL "))
+        line = next(row for row in result.stdout.splitlines() if row.startswith("REHEARSAL "))
         reports.append(json.loads(line.removeprefix("REHEARSAL ")))
     return reports
 
@@ -109,7 +109,7 @@ def training_throughput(
         "--trainer.precision", precision, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
         "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", str(work / "throughput"),
         "--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false",
-        "--model.init_args.teacher", str(work / "teacher"), "--model.init_args.reg_pairs", str(reg_pairs),
+        "--model.init_args.teacher", str(work / "teacher"), "--model.init_args.reg.init_args.pairs", str(reg_pairs),
         "--model.init_args.max_generator_steps", str(generator_steps), "--model.init_args.evaluator", "null",
         "--data.init_args.root", str(work / "data"), "--data.init_args.download", "false",
     ], run=False)

@@ -63,7 +63,7 @@ def overrides(args: argparse.Namespace, kind: str) -> list[str]:
     return common + [
         "--model.init_args.teacher", args.teacher,
         "--model.init_args.max_generator_steps", str(args.steps),
-        "--model.init_args.reg_pairs", "16",
+        "--model.init_args.reg.init_args.pairs", "16",
         # Validate right after the last generator step (one every gen_every batches, the first at batch 0).
         "--trainer.val_check_interval", str((args.steps - 1) * args.gen_every + 1),
     ]
@@ -101,7 +101,6 @@ def main() -> None:
             "generator_steps": getattr(model, "generator_steps", None), "global_step": cli.trainer.global_step,
             "metrics": metrics, "last_checkpoint": cli.trainer.checkpoint_callback.last_model_path,
             "device": str(cli.trainer.strategy.root_device),
-            "teacher_device": str(next(model.parameters()).device),
         }
         sys.stdout.write("REHEARSAL " + json.dumps(report) + "\n")
         sys.stdout.flush()

@@ -23,6 +23,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
       ``save_last`` says) before Lightning stops the fit; ``sigterm_checkpoint`` is then its path.
     - A fit that does not resume refuses a folder that already holds checkpoints: Lightning would write
       ``last-v1.ckpt`` beside the earlier run's ``last.ckpt``, and "resume from last" could pick either run.
+    - Without ``dirpath`` the checkpoints go to ``<trainer.default_root_dir>/checkpoints``, not Lightning's
+      ``<logger>/version_<n>/checkpoints``: the version changes with every rerun, so a rerun (``--ckpt_path last``,
+      a requeued job) would not find the checkpoints of the run it continues.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -30,6 +33,18 @@ class ModelCheckpoint(LightningModelCheckpoint):
         self.sigterm_checkpoint: str | None = None
         # A dirpath given in the config does not follow trainer.default_root_dir: the refusal says which to change.
         self._dirpath_given = self.dirpath is not None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._default_dirpath(trainer)
+        super().setup(trainer, pl_module, stage)
+
+    def _find_last_checkpoints(self, trainer: L.Trainer) -> set[str]:
+        self._default_dirpath(trainer)
+        return super()._find_last_checkpoints(trainer)
+
+    def _default_dirpath(self, trainer: L.Trainer) -> None:
+        if self.dirpath is None:
+            self.dirpath = os.path.join(os.path.realpath(trainer.default_root_dir), "checkpoints")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # trainer.ckpt_path is known once the checkpoint is restored: before on_fit_start for most strategies

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def as_cli_args(overrides: list[str]) -> list[str]:
     return args
 
 
+def fresh_folder(path: Path) -> None:
+    """Empties the demo's own log folder: every demo run is a new fit, and a fit refuses a folder holding an
+    earlier run's checkpoints."""
+    if path.exists():
+        print(f"[signs demo] replacing the earlier run in {path}")
+        shutil.rmtree(path)
+
+
 def train_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     """The teacher pipeline folder, trained now or reused; and the seconds spent training it."""
     teacher_dir = out / "teacher"
@@ -72,6 +81,7 @@ def train_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     if stamp.is_file() and json.loads(stamp.read_text()) == settings:
         print(f"[signs demo] reusing the teacher in {teacher_dir} (same config and overrides)")
         return teacher_dir, 0.0
+    fresh_folder(out / "teacher_logs")
     start = time.perf_counter()
     cli_main(["fit", *cli_args])
     stamp.write_text(json.dumps(settings))
@@ -84,6 +94,7 @@ def distil(args: argparse.Namespace, out: Path, teacher_dir: Path) -> tuple[SIGN
     cli_args += as_cli_args(args.override + args.sign_override)
     if args.student_steps is not None:
         cli_args += ["--model.init_args.max_generator_steps", str(args.student_steps)]
+    fresh_folder(out / "sign_logs")
     start = time.perf_counter()
     cli = cli_main(["fit", *cli_args])
     return cli.model, time.perf_counter() - start

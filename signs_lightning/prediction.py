@@ -22,6 +22,11 @@ def to_uint8(images: Tensor) -> np.ndarray:
     return array.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def write_png(image: np.ndarray, path: Path) -> None:
+    """One (H, W, C) uint8 image as a PNG (greyscale when C = 1)."""
+    Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path)
+
+
 class SampleWriter(BasePredictionWriter):
     """Writes each predicted sample as ``{output_dir}/{index:06d}.png`` (every rank its own), then on global rank 0
     ``samples.npz`` (``arr_0``: (N, H, W, C) uint8 in index order, the format guided-diffusion's and EDM's FID
@@ -41,7 +46,7 @@ class SampleWriter(BasePredictionWriter):
     ) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for index, image in zip(prediction["index"].tolist(), to_uint8(prediction["images"])):
-            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(self.output_dir / f"{index:06d}.png")
+            write_png(image, self.output_dir / f"{index:06d}.png")
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.strategy.barrier("signs_sample_writer")
@@ -53,4 +58,4 @@ class SampleWriter(BasePredictionWriter):
         np.savez(self.output_dir / "samples.npz", arr_0=images)
         grid = sample_rows_grid([torch.from_numpy(images[:64]).permute(0, 3, 1, 2).float() / 127.5 - 1], per_row=8)
         torchvision.utils.save_image(grid, self.output_dir / "grid.png")
-        print(f"[signs predict] wrote {len(files)} samples to {self.output_dir} (PNGs, samples.npz, grid.png)")
+        print(f"[signs] wrote {len(files)} samples to {self.output_dir} (PNGs, samples.npz, grid.png)")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import renoise_levels
 from benchmarks.run import bench_main
 from benchmarks.variants import VARIANTS
+
+# End to end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 MODEL_KEYS = {
     "budget_seconds", "train_seconds", "generator_steps", "train_images_per_second", "peak_memory_mb",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from cli_helpers import write_config
+
 from signs_lightning.checkpoint_args import check_model_class, merge_model_args
 from signs_lightning.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from signs_lightning.cli import SIGTERM_EXIT, cli_main
@@ -94,9 +94,9 @@ def test_resume_takes_the_given_model_arguments_and_the_checkpoints_for_the_rest
     cli_main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")])
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     moved = teacher.rename(tmp_path / "teacher_b")  # the checkpoint's teacher path no longer exists
-    # A config that leaves reg_pairs out: the checkpoint's 16, not the default 4000, must be used.
+    # A config that leaves L_reg's settings out: the checkpoint's 16 pairs, not the default 4000, must be used.
     settings = yaml.safe_load(config.read_text())
-    del settings["model"]["init_args"]["reg_pairs"]
+    del settings["model"]["init_args"]["reg"]
     config.write_text(yaml.safe_dump(settings))
 
     with caplog.at_level("INFO"):
@@ -105,18 +105,18 @@ def test_resume_takes_the_given_model_arguments_and_the_checkpoints_for_the_rest
                         "--model.init_args.teacher", str(moved)])
     assert cli.model.generator_steps == 4 and counters(checkpoint)["generator_steps"] == 4
     assert cli.model.hparams.teacher == str(moved) and cli.model.teacher.source == str(moved)
-    assert cli.model.hparams.reg_pairs == 16
+    assert cli.model.losses["reg"].pairs == 16
     (line,) = [r.getMessage() for r in caplog.records if "model arguments taken from the checkpoint" in r.getMessage()]
-    assert f"checkpoint {checkpoint}: reg_pairs=16;" in line
+    assert f"checkpoint {checkpoint}: reg=" in line and "'pairs': 16" in line
     assert "max_generator_steps=4 (checkpoint: 2)" in line and f"teacher='{moved}' (checkpoint: '{teacher}')" in line
 
 
 def test_saved_arguments_the_model_no_longer_takes_are_dropped_and_class_paths_compare_as_classes() -> None:
-    saved = {"_class_path": "signs_lightning.modules.SIGNModule", "old_knob": 1, "reg_pairs": 16, "teacher": "a"}
-    merged = merge_model_args(saved, {"teacher": "b"}, {"reg_pairs": 4000, "teacher": "b"},
+    saved = {"_class_path": "signs_lightning.modules.SIGNModule", "old_knob": 1, "ema_decay": 0.9, "teacher": "a"}
+    merged = merge_model_args(saved, {"teacher": "b"}, {"ema_decay": 0.999, "teacher": "b"},
                               "signs_lightning.modules.sign.SIGNModule")
-    assert merged.init_args == {"reg_pairs": 16, "teacher": "b"}
-    assert (merged.taken, merged.replaced, merged.dropped) == ({"reg_pairs": 16}, {"teacher": ("a", "b")}, ["old_knob"])
+    assert merged.init_args == {"ema_decay": 0.9, "teacher": "b"}
+    assert (merged.taken, merged.replaced, merged.dropped) == ({"ema_decay": 0.9}, {"teacher": ("a", "b")}, ["old_knob"])
     assert merged.summary("x.ckpt").endswith("; ignored (no longer arguments of the model): old_knob")
     check_model_class("x.ckpt", saved, "signs_lightning.modules.sign.SIGNModule")  # one class, two import paths
     with pytest.raises(CheckpointError, match="x.ckpt was written by signs_lightning.modules.SIGNModule"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cli_helpers import write_config
+
 from signs_lightning.cli import main
 
 

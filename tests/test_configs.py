@@ -36,10 +36,12 @@ def test_command_line_overrides_win(tmp_path) -> None:
     out = io.StringIO()
     config = Path(__file__).resolve().parents[1] / "configs" / "sign_mnist.yaml"
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        cli_main(["fit", "--config", str(config), "--model.init_args.lambda_flow", "0.5",
+        cli_main(["fit", "--config", str(config), "--model.init_args.reg.init_args.pairs", "7",
                   "--data.init_args.batch_size", "7", "--print_config"])
     printed = yaml.safe_load(out.getvalue())
-    assert printed["model"]["init_args"]["lambda_flow"] == 0.5
+    assert printed["model"]["init_args"]["reg"]["init_args"]["pairs"] == 7
+    # The config's other L_reg settings survive the override of one of them.
+    assert printed["model"]["init_args"]["reg"]["init_args"]["trajectory_fraction"] == 0.5
     assert printed["data"]["init_args"]["batch_size"] == 7
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from data_trees import CELEBA_SIZE, write_celeba_tree, write_cifar10_tree, write_mixed_image_folder
 from jsonargparse import ArgumentParser
 from PIL import Image
 from torchvision.datasets import CelebA
@@ -23,7 +24,6 @@ from signs_lightning.data import (
     check_matches_model,
 )
 from signs_lightning.data.image_folder import load_image
-from data_trees import CELEBA_SIZE, write_celeba_tree, write_cifar10_tree, write_mixed_image_folder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -14,6 +14,9 @@ import torch
 from signs_lightning.diffusion.score_model import load_teacher
 from signs_lightning.diffusion.teacher_pairs import generate_pairs
 
+# Multi-process or end-to-end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_sign_check.py"
 
 

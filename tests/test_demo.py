@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from signs_lightning.demo import demo_main
+
+# End to end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 TINY = [
     "--teacher-steps", "4", "--student-steps", "3", "--num-samples", "64", "--teacher-nfe", "1", "2",
@@ -13,7 +18,7 @@ TINY = [
     "--teacher-override", "model.init_args.image_size=8",
     "--teacher-override", "model.init_args.block_out_channels=[8, 8]",
     "--teacher-override", "model.init_args.sample_nfe=[2]",
-    "--sign-override", "model.init_args.reg_pairs=32",
+    "--sign-override", "model.init_args.reg.init_args.pairs=32",
     "--sign-override", "model.init_args.evaluator.init_args.extractor.init_args.image_size=8",
     "--sign-override", "model.init_args.evaluator.init_args.num_samples=32",
 ]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Multi-process or end-to-end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -19,13 +22,13 @@ def fit(tmp: Path, teacher: Path, devices: int, logs: str, *extra: str) -> subpr
     command = [
         sys.executable, "-m", "signs_lightning.cli", "fit", "--seed_everything", "3",
         "--model.class_path", "signs_lightning.modules.SIGNModule", "--model.init_args.teacher", str(teacher),
-        "--model.init_args.lambda_dmd", "1.0", "--model.init_args.lambda_flow", "1.0",
-        "--model.init_args.reg_pairs", "16", "--model.init_args.reg_sampler_steps", "2",
-        "--model.init_args.flow_intervals", "4", "--model.init_args.ema_decay", "0.9",
+        "--model.init_args.dmd", "signs_lightning.losses.DistributionMatching",
+        "--model.init_args.flow", "signs_lightning.losses.Flow", "--model.init_args.flow.init_args.intervals", "4",
+        "--model.init_args.reg.init_args.pairs", "16", "--model.init_args.reg.init_args.sampler_steps", "2",
+        "--model.init_args.reg.init_args.cache_dir", str(tmp / "cache"), "--model.init_args.ema_decay", "0.9",
         "--model.init_args.max_generator_steps", "10",
         "--model.init_args.generator_lr_scheduler", "torch.optim.lr_scheduler.LinearLR",
         "--model.init_args.generator_lr_scheduler.init_args.total_iters", "20",
-        "--model.init_args.cache_dir", str(tmp / "cache"),
         # 4,500 digits / 8 / W: several epochs, and the kill lands mid-epoch.
         "--data.class_path", "signs_lightning.data.EmbeddedMNISTDataModule", "--data.init_args.image_size", "8",
         "--data.init_args.batch_size", "8", "--trainer.limit_train_batches", "3",

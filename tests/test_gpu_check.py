@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Multi-process or end-to-end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -7,18 +7,18 @@ import contextlib
 import io
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from signs_lightning.cli import cli_main
-from signs_lightning.modules.common import NonFiniteUpdates
 from test_sign_module import fit, snapshot, tiny_sign
 
-TINY = ["--model.class_path", "signs_lightning.modules.SIGNModule", "--model.init_args.reg_pairs", "16",
-        "--model.init_args.reg_sampler_steps", "2", "--model.init_args.sample_nfe", "[1, 2]",
+from signs_lightning.cli import cli_main
+from signs_lightning.losses import DistributionMatching
+from signs_lightning.modules.common import NonFiniteUpdates
+
+TINY = ["--model.class_path", "signs_lightning.modules.SIGNModule", "--model.init_args.reg.init_args.pairs", "16",
+        "--model.init_args.reg.init_args.sampler_steps", "2", "--model.init_args.sample_nfe", "[1, 2]",
         "--data.class_path", "signs_lightning.data.EmbeddedMNISTDataModule", "--data.init_args.image_size", "8",
         "--data.init_args.batch_size", "8", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
         "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1"]
@@ -64,8 +64,8 @@ def test_signs_predict_writes_images_npz_and_grid_reproducibly(trained, tiny_tea
 
 def test_lr_schedulers_step_with_their_optimizer_updates(tiny_teacher_dir, tmp_path) -> None:
     warmup = lambda optimizer: torch.optim.lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=4)  # noqa: E731
-    model = tiny_sign(tiny_teacher_dir, lambda_dmd=1.0, gen_every=2, generator_lr_scheduler=warmup,
-                      fake_score_lr_scheduler=warmup)
+    model = tiny_sign(tiny_teacher_dir, dmd=DistributionMatching(lr_scheduler=warmup), gen_every=2,
+                      generator_lr_scheduler=warmup)
     fit(model, tmp_path, steps=2)
     # 2 generator updates and 3 fake-score updates (batches 0..2): the schedules are 2 and 3 steps into warm-up.
     generator, fake = (config.scheduler for config in model.trainer.lr_scheduler_configs)

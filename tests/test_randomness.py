@@ -6,11 +6,11 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from test_sign_module import fit, snapshot, tiny_sign
 
 from signs_lightning import sampling
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.randomness import seeded_generator
-from test_sign_module import fit, snapshot, tiny_sign
 
 SCHEDULE = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
 
@@ -55,7 +55,7 @@ def test_validating_does_not_change_the_training_trajectory(tiny_teacher_dir, tm
     runs = {}
     for name, val_every in (("validating", 1), ("not_validating", 1000)):
         L.seed_everything(0)
-        model = tiny_sign(tiny_teacher_dir, lambda_dmd=1.0, lambda_flow=1.0)
+        model = tiny_sign(tiny_teacher_dir, dmd=True, flow=True)
         fit(model, tmp_path / name, steps=4, val_check_interval=val_every, check_val_every_n_epoch=None)
         runs[name] = snapshot(model.student)
     assert all(torch.equal(v, runs["not_validating"][k]) for k, v in runs["validating"].items())

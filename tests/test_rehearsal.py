@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from data_trees import write_celeba_tree, write_cifar10_tree
 from conftest import write_tiny_teacher
+from data_trees import write_celeba_tree, write_cifar10_tree
+
+# Multi-process or end-to-end: in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "rehearse.py"

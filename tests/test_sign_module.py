@@ -11,15 +11,34 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 from signs_lightning.callbacks import ModelCheckpoint
 from signs_lightning.data import EmbeddedMNISTDataModule
-from signs_lightning.diffusion import load_teacher
-from signs_lightning.diffusion import teacher_pairs
+from signs_lightning.diffusion import load_teacher, teacher_pairs
+from signs_lightning.losses import DistributionMatching, Flow, Regression, Step
 from signs_lightning.modules import SIGNModule
 
-ALL_TERMS = dict(lambda_rec=1.0, lambda_idem=1.0, lambda_flow=1.0, lambda_dmd=1.0, lambda_reg=1.0)
+ALL_TERMS = dict(flow=True, dmd=True)
 
 
-def tiny_sign(teacher_dir: Path, **kwargs) -> SIGNModule:
-    settings = dict(reg_pairs=32, reg_sampler_steps=2, flow_intervals=4, ema_decay=0.9, sample_nfe=[1, 2])
+def tiny_sign(
+    teacher_dir: Path,
+    flow: bool | Flow = False,
+    dmd: bool | DistributionMatching = False,
+    reg: bool = True,
+    pairs: int = 32,
+    sampler_steps: int = 2,
+    trajectory_fraction: float = 0.0,
+    cache_dir: str | None = None,
+    **kwargs,
+) -> SIGNModule:
+    """A SIGN of the tiny teacher with L_rec + L_idem, L_reg on small pair sets, and optionally L_flow and L_dmd
+    (``True`` for the tiny defaults, or a term)."""
+    settings = dict(
+        flow=Flow(intervals=4) if flow is True else flow or None,
+        dmd=DistributionMatching() if dmd is True else dmd or None,
+        reg=Regression(pairs=pairs, sampler_steps=sampler_steps, trajectory_fraction=trajectory_fraction,
+                       cache_dir=cache_dir) if reg else None,
+        ema_decay=0.9,
+        sample_nfe=[1, 2],
+    )
     settings.update(kwargs)
     return SIGNModule(teacher=str(teacher_dir), **settings)
 
@@ -48,12 +67,12 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_dir, tmp_path) -> None:
     L.seed_everything(0)
     model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
-    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.student), snapshot(model.fake_score)
+    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.student), snapshot(model.losses["dmd"].fake_score)
     trainer = fit(model, tmp_path, steps=3, enable_checkpointing=False)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), f"teacher weight {key} changed"
     assert any(not torch.equal(v, student_before[k]) for k, v in model.student.state_dict().items())
-    assert any(not torch.equal(v, fake_before[k]) for k, v in model.fake_score.state_dict().items())
+    assert any(not torch.equal(v, fake_before[k]) for k, v in model.losses["dmd"].fake_score.state_dict().items())
     assert model.generator_steps == 3
     # Lightning's global_step counts both optimizers' steps; the module's own counter counts generator steps.
     assert trainer.global_step == 6
@@ -68,25 +87,25 @@ def test_teacher_is_excluded_from_optimizers(tiny_teacher_dir) -> None:
     optimizers = [config["optimizer"] for config in model.configure_optimizers()]
     optimised = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
     assert not optimised & {id(p) for p in model.teacher.parameters()}
-    assert optimised == {id(p) for p in model.student.parameters()} | {id(p) for p in model.fake_score.parameters()}
+    assert optimised == {id(p) for p in model.student.parameters()} | {id(p) for p in model.losses["dmd"].fake_score.parameters()}
 
 
 def test_zero_weight_skips_the_term_and_the_fake_score(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
-    import signs_lightning.modules.sign as sign_module
+    import signs_lightning.losses.terms as terms
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a term with weight 0 was computed")
 
-    for name in ["flow_loss", "dmd_loss", "denoising_loss"]:
-        monkeypatch.setattr(sign_module, name, must_not_run)
-    model = tiny_sign(tiny_teacher_dir, lambda_flow=0.0, lambda_dmd=0.0)
-    assert model.fake_score is None and len(model.configure_optimizers()) == 1
+    for name in ["flow_pair", "dmd_loss", "denoising_loss"]:
+        monkeypatch.setattr(terms, name, must_not_run)
+    model = tiny_sign(tiny_teacher_dir, flow=Flow(weight=0.0), dmd=DistributionMatching(weight=0.0))
+    assert set(model.losses) == {"rec", "idem", "reg"} and len(model.configure_optimizers()) == 1
     trainer = fit(model, tmp_path, steps=2, enable_checkpointing=False)
     assert trainer.global_step == 2 and "train/loss_dmd" not in trainer.callback_metrics
 
 
 def test_gen_every_steps_generator_less_often(tiny_teacher_dir, tmp_path) -> None:
-    model = tiny_sign(tiny_teacher_dir, lambda_dmd=1.0, gen_every=2)
+    model = tiny_sign(tiny_teacher_dir, dmd=True, gen_every=2)
     fit(model, tmp_path, steps=2, enable_checkpointing=False)
     # Generator steps at batches 0 and 2, the fake score at every batch 0..2.
     assert model.generator_steps == 2 and model.global_batches == 3
@@ -99,7 +118,7 @@ def test_checkpoint_holds_no_teacher_and_resume_continues(tiny_teacher_dir, tmp_
     ckpt_path = next((tmp_path / "a").rglob("*.ckpt"))
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     assert not any(k.startswith("teacher.") for k in checkpoint["state_dict"])
-    assert any(k.startswith("fake_score.") for k in checkpoint["state_dict"])
+    assert any(k.startswith("losses.dmd.fake_score.") for k in checkpoint["state_dict"])
     assert any(k.startswith("ema.") for k in checkpoint["state_dict"])
     assert len(checkpoint["optimizer_states"]) == 2
     assert checkpoint["signs_counters"] == {"generator_steps": 2, "global_batches": 2, "skipped_updates": 0, "seed": 0}
@@ -167,18 +186,20 @@ def test_teacher_pairs_are_generated_once_and_reused(tiny_teacher_dir, tmp_path,
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
 def test_trajectory_regression_feeds_path_states_with_their_endpoint(tiny_teacher_dir, tmp_path, fraction) -> None:
-    model = tiny_sign(tiny_teacher_dir, reg_pairs=16, reg_sampler_steps=3, reg_trajectory_fraction=fraction,
-                      cache_dir=str(tmp_path))
+    model = tiny_sign(tiny_teacher_dir, pairs=16, sampler_steps=3, trajectory_fraction=fraction, cache_dir=str(tmp_path))
     fit(model, tmp_path, steps=1, enable_checkpointing=False)
-    reg = model.pairs
-    assert (reg.trajectory is None) == (fraction == 0)
+    term = model.losses["reg"]
+    pairs = term.cached
+    assert (pairs.trajectory is None) == (fraction == 0)
     torch.manual_seed(0)
-    inputs, targets = model._reg_batch(256, torch.device("cpu"))
+    x = torch.zeros(256, 1, 8, 8)
+    step = Step(x=x, z=x, student=model.student, teacher=model.teacher, ema=None, distance=model.distance)
+    inputs, targets = term.inputs(step)["z_ref"], step.targets["reg"]
     on_path = 0
     for x, y in zip(inputs, targets):
         # Every target is a pair's y; its input is that pair's z or one of the states of z's own DDIM path.
-        (index,) = [i for i in range(16) if torch.equal(reg.y[i], y)]
-        candidates = [reg.z[index]] + ([] if reg.trajectory is None else list(reg.trajectory[index]))
+        (index,) = [i for i in range(16) if torch.equal(pairs.y[i], y)]
+        candidates = [pairs.z[index]] + ([] if pairs.trajectory is None else list(pairs.trajectory[index]))
         (position,) = [k for k, c in enumerate(candidates) if torch.equal(c, x)]
         on_path += position > 0
     assert on_path == {0.0: 0, 1.0: 256}.get(fraction, on_path)
@@ -220,13 +241,17 @@ def test_generator_heads(tiny_teacher_dir, output_head, t_bar) -> None:
 
 
 def test_bad_settings_are_rejected(tiny_teacher_dir) -> None:
-    with pytest.raises(ValueError, match="not all 0"):
-        tiny_sign(tiny_teacher_dir, lambda_rec=0, lambda_idem=0, lambda_reg=0)
+    with pytest.raises(ValueError, match="at least one term with weight > 0"):
+        tiny_sign(tiny_teacher_dir, rec=None, idem=None, reg=False)
     with pytest.raises(ValueError, match="gen_every"):
         tiny_sign(tiny_teacher_dir, gen_every=0)
     with pytest.raises(ValueError, match="conditioning_timestep"):
         tiny_sign(tiny_teacher_dir, conditioning_timestep=1000)
-    with pytest.raises(ValueError, match="reg_trajectory_fraction must be in"):
-        tiny_sign(tiny_teacher_dir, reg_trajectory_fraction=1.5)
-    with pytest.raises(ValueError, match="reg_sampler_steps >= 2"):
-        tiny_sign(tiny_teacher_dir, reg_trajectory_fraction=0.5, reg_sampler_steps=1)
+    with pytest.raises(ValueError, match="trajectory_fraction must be in"):
+        tiny_sign(tiny_teacher_dir, trajectory_fraction=1.5)
+    with pytest.raises(ValueError, match="sampler_steps >= 2"):
+        tiny_sign(tiny_teacher_dir, trajectory_fraction=0.5, sampler_steps=1)
+    with pytest.raises(ValueError, match="expected a 'flow' term, got Regression"):
+        tiny_sign(tiny_teacher_dir, flow=Regression())
+    with pytest.raises(ValueError, match="needs the module's ema_decay"):
+        tiny_sign(tiny_teacher_dir, flow=Flow(target="ema"), ema_decay=None)

@@ -23,18 +23,18 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
+from slurm_cluster import LocalSlurm, SlurmClusterError, ensure_slurm_installed, local_slurm
 
 from signs_lightning.callbacks import ModelCheckpoint
 from signs_lightning.resume import resolve_ckpt_path
-from slurm_cluster import LocalSlurm, SlurmClusterError, ensure_slurm_installed, local_slurm
 
 # Each case takes about a minute here; a job that never ends fails the test instead of holding CI.
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit_1node.sbatch"
 MAX_GENERATOR_STEPS = 8
-# Two optimizers step per batch (lambda_dmd > 0), so global_step counts 2 per generator step: a last.ckpt every
+# Two optimizers step per batch (L_dmd's fake score), so global_step counts 2 per generator step: a last.ckpt every
 # 2 generator steps, the first run held (and interrupted) after step 5, so its last periodic save is step 4.
 SAVE_EVERY_GLOBAL_STEPS = 4
 HOLD_AT = 5
@@ -76,9 +76,12 @@ def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
         "model": {
             "class_path": "signs_lightning.modules.SIGNModule",
             "init_args": {
-                "teacher": str(teacher), "lambda_flow": 1.0, "lambda_dmd": 1.0, "reg_pairs": 16,
-                "reg_sampler_steps": 2, "flow_intervals": 4, "max_generator_steps": MAX_GENERATOR_STEPS,
-                "ema_decay": 0.9, "sample_nfe": [1], "cache_dir": str(folder / "cache"),
+                "teacher": str(teacher),
+                "flow": {"class_path": "signs_lightning.losses.Flow", "init_args": {"intervals": 4}},
+                "dmd": {"class_path": "signs_lightning.losses.DistributionMatching"},
+                "reg": {"class_path": "signs_lightning.losses.Regression",
+                        "init_args": {"pairs": 16, "sampler_steps": 2, "cache_dir": str(folder / "cache")}},
+                "max_generator_steps": MAX_GENERATOR_STEPS, "ema_decay": 0.9, "sample_nfe": [1],
             },
         },
         "data": {

@@ -6,12 +6,12 @@ import re
 
 import pytest
 import torch
+from conftest import write_tiny_teacher
 from diffusers import DDIMScheduler
+from tests_helpers import SCHEDULE_GRID
 from torch import nn
 
 from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher
-from tests_helpers import SCHEDULE_GRID
-from conftest import write_tiny_teacher
 
 
 class OracleUNet(nn.Module):

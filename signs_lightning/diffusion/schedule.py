@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 
 PredictionType = Literal["epsilon", "v_prediction", "sample"]

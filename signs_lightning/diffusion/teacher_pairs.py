@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -129,6 +131,7 @@ def load_or_generate_pairs(
         if cached:
             loaded = TeacherPairs(**torch.load(path, map_location="cpu", weights_only=True)) if rank_zero else None
             return strategy.broadcast(loaded, src=0)
+        start = time.perf_counter()
         share = generate_pairs(
             teacher, count, steps, seed, trajectory, batch_size,
             indices=range(strategy.global_rank, count, strategy.world_size), progress=rank_zero,
@@ -140,4 +143,7 @@ def load_or_generate_pairs(
         )
         if rank_zero:
             atomic_torch_save(pairs._asdict(), path)
+            device = next(teacher.parameters()).device
+            rank_zero_info(f"teacher pairs: {count} DDIM-{steps} pairs made on {device} by {strategy.world_size} rank(s) in "
+                     f"{time.perf_counter() - start:.1f} s, cached in {path}")
     return pairs

@@ -6,7 +6,7 @@ Typical use inside a LightningModule::
     # setup / on_validation_start, every rank:
     self.evaluator.prepare(self.trainer.datamodule, self.trainer.strategy)
     # on_validation_epoch_end, every rank:
-    metrics = self.evaluator.evaluate(lambda z, k: self.sample(z, k), (1, 16, 16), self.trainer.strategy)
+    metrics = self.evaluator.evaluate(self.sample, (1, 16, 16), self.trainer.strategy)  # sample(noise, nfe, generator)
     self.log_dict(metrics)  # identical on every rank: no sync_dist needed
 """
 

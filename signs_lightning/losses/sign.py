@@ -1,4 +1,4 @@
-"""SIGN's loss terms (docs/method.md §4, "Loss terms"): one function per term.
+"""The maths of SIGN's loss terms (docs/method.md §4, "Loss terms"); ``losses/terms.py`` wraps them as units.
 
 f is the student ``IdempotentGenerator``; teacher and fake score are ``ScoreModel``s. Images are (B, C, H, W).
 Every teacher and fake-score evaluation that only provides a target runs under ``torch.no_grad``.
@@ -67,41 +67,34 @@ def flow_pair(target_f: nn.Module, teacher: ScoreModel, x: Tensor, num_intervals
         return y, target_f(y_hat)
 
 
-def flow_loss(f_y: Tensor, target: Tensor, distance: DistanceFn) -> Tensor:
-    """L_flow = d(f(y), sg[f⁻(ŷ)]) for ``(y, target) = flow_pair(...)``: f maps neighbouring points of one
-    teacher ODE trajectory to the same image, so f is consistent along the flow without a time input."""
-    return distance(f_y, target.detach())
-
-
 def dmd_loss(
     x_g: Tensor,
     teacher: ScoreModel,
     fake_score: ScoreModel,
     t_min_fraction: float = 0.02,
     t_max_fraction: float = 0.98,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
 ) -> Tensor:
     """L_dmd = ½·mean((x_g − sg[x_g − g])²), g = (k − r)/w: distribution matching (DMD).
 
     x_t = q(sg[x_g], t, ε), t ~ U[t_min, t_max]·T; r = teacher x̂₀(x_t, t); k = fake x̂₀(x_t, t);
-    w = per-sample mean |x_g − r|. The gradient with respect to x_g is g: away from the fake score's
-    estimate, towards the teacher's.
+    w = per-sample mean |x_g − r|. The gradient with respect to x_g is g / numel: away from the fake score's
+    estimate, towards the teacher's. ``t`` (B,) and ``noise`` (like x_g) are drawn when not given.
     """
     num_timesteps = teacher.schedule.num_timesteps
-    low, high = int(t_min_fraction * num_timesteps), int(t_max_fraction * num_timesteps)
-    t = torch.randint(low, high + 1, (x_g.shape[0],), device=x_g.device)
+    if t is None:
+        low, high = int(t_min_fraction * num_timesteps), int(t_max_fraction * num_timesteps)
+        t = torch.randint(low, high + 1, (x_g.shape[0],), device=x_g.device)
+    noise = torch.randn_like(x_g) if noise is None else noise
     with torch.no_grad():
-        x_t = teacher.q_sample(x_g.detach(), t, torch.randn_like(x_g))
+        x_t = teacher.q_sample(x_g.detach(), t, noise)
         real = teacher.predict_x0(x_t, t)
         fake = fake_score.predict_x0(x_t, t)
         weight = (x_g.detach() - real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-8)
         grad = (fake - real) / weight
         target = x_g.detach() - grad
     return 0.5 * (x_g - target).pow(2).mean()
-
-
-def regression_loss(f_z_ref: Tensor, y_ref: Tensor, distance: DistanceFn) -> Tensor:
-    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher DDIM sample) pairs. ``f_z_ref`` = f(z_ref) with graph."""
-    return distance(f_z_ref, y_ref)
 
 
 def denoising_loss(score: ScoreModel, x0: Tensor) -> Tensor:

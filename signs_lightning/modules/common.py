@@ -64,6 +64,8 @@ class GeneratorModule(L.LightningModule):
         teacher: frozen ``ScoreModel`` or ``None``; never saved in checkpoints (only its source and fingerprint).
         ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level, evaluator,
             max_consecutive_skips, predict_samples, predict_nfe: see ``SIGNModule``.
+        schedule: the re-noising schedule; default the teacher's, else DDPM's linear one (a generator loaded from
+            an exported folder has a schedule but no teacher).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class GeneratorModule(L.LightningModule):
         max_consecutive_skips: int = 10,
         predict_samples: int = 64,
         predict_nfe: int = 1,
+        schedule: NoiseSchedule | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -93,7 +96,9 @@ class GeneratorModule(L.LightningModule):
             raise ValueError(f"predict_samples and predict_nfe must be >= 1, got {predict_samples}, {predict_nfe}")
         self.student = student
         self.teacher = teacher
-        self.schedule = teacher.schedule if teacher is not None else default_schedule()
+        if schedule is None:
+            schedule = teacher.schedule if teacher is not None else default_schedule()
+        self.schedule = schedule
         self.ema = EMA(student, ema_decay) if ema_decay is not None else None
         self.max_generator_steps = max_generator_steps
         self.gradient_clip_norm = gradient_clip_norm
@@ -103,6 +108,10 @@ class GeneratorModule(L.LightningModule):
         self.max_consecutive_skips = max_consecutive_skips
         self.predict_samples = predict_samples
         self.predict_nfe = predict_nfe
+        # Set by `signs sample`, not init arguments: how many samples a predict batch holds, and f^k(z) (k =
+        # predict_nfe, no re-noising) instead of the re-noising sampler.
+        self.predict_batch_size = 64
+        self.predict_repeat = False
         # Counted here, not read off trainer.global_step, which counts the steps of every optimizer.
         self.generator_steps = 0
         self.global_batches = 0
@@ -111,6 +120,8 @@ class GeneratorModule(L.LightningModule):
         # The run's seed, recorded in checkpoints so that a resumed run keeps its random streams.
         self.seed: int | None = None
         self._schedulers: dict[str, Any] = {}
+        # The optimizers' names, in the order configure_optimizers returns them.
+        self.optimizer_names: list[str] = []
         self.step_tools: StepTools | None = None
 
     # -- geometry -------------------------------------------------------------------------------------------
@@ -142,7 +153,9 @@ class GeneratorModule(L.LightningModule):
         does not step them), and are visible to ``LearningRateMonitor`` under ``lr-<name>``.
         """
         configs = []
+        self.optimizer_names = []
         for name, optimizer, scheduler_factory in pairs:
+            self.optimizer_names.append(name)
             config: dict[str, Any] = {"optimizer": optimizer}
             self._schedulers[name] = scheduler_factory(optimizer) if scheduler_factory is not None else None
             if self._schedulers[name] is not None:
@@ -220,7 +233,7 @@ class GeneratorModule(L.LightningModule):
         x = batch[0]
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        logs = self.seeded_train_batch(x, dict(zip(self._schedulers, optimizers)))
+        logs = self.seeded_train_batch(x, dict(zip(self.optimizer_names, optimizers)))
         self.log_training(logs, x, batch_size=x.shape[0])
 
     def seeded_train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
@@ -327,16 +340,22 @@ class GeneratorModule(L.LightningModule):
     # -- prediction (``signs predict``) -------------------------------------------------------------------------
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
         """Sample indices 0 .. ``predict_samples`` − 1; sample i depends on (seed, i) only, on any device count."""
-        return torch.utils.data.DataLoader(range(self.predict_samples), batch_size=64)
+        return torch.utils.data.DataLoader(range(self.predict_samples), batch_size=self.predict_batch_size)
 
     @torch.no_grad()
     def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
-        """{"index": (B,), "images": (B, C, H, W) in [-1, 1]} at ``predict_nfe`` NFE."""
+        """{"index": (B,), "images": (B, C, H, W) in [-1, 1]} at ``predict_nfe`` NFE (f^k with k = ``predict_nfe``
+        when ``predict_repeat``)."""
         seed = self.seed if self.seed is not None else run_seed()
         indices = [int(i) for i in batch]
         z = torch.stack([torch.randn(self.image_shape, generator=seeded_generator(seed, i)) for i in indices])
         renoise = [seeded_generator(seed, i, 1) for i in indices]
-        images = self.sample(z.to(self.device), self.predict_nfe, renoise).float().clamp(-1, 1)
+        z = z.to(self.device)
+        if self.predict_repeat:
+            images = sampling.repeated_projection(self.sampling_network, z, self.predict_nfe)
+        else:
+            images = self.sample(z, self.predict_nfe, renoise)
+        images = images.float().clamp(-1, 1)
         return {"index": batch, "images": images}
 
     # -- checkpoints: counters and seed in, teacher out ---------------------------------------------------------

@@ -2,93 +2,83 @@
 
 from __future__ import annotations
 
+import copy
 import functools
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from signs_lightning import sampling
-from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
-from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
+from signs_lightning.diffusion.score_model import load_teacher
 from signs_lightning.evaluation import FIDEvaluator
-from signs_lightning.evaluation.strategy import EvalStrategy
-from signs_lightning.losses import (
-    Distance,
-    denoising_loss,
-    distance_fn,
-    dmd_loss,
-    flow_loss,
-    flow_pair,
-    idempotence_loss,
-    reconstruction_loss,
-    regression_loss,
+from signs_lightning.losses import Distance, distance_fn
+from signs_lightning.losses.terms import (
+    DistributionMatching,
+    Flow,
+    Idempotence,
+    LossTerm,
+    Reconstruction,
+    Regression,
+    Step,
+    build_term,
 )
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.generator import IdempotentGenerator, OutputHead
 
-LOSS_TERMS = ("rec", "idem", "flow", "dmd", "reg")
+# The named term slots: each can be set, tuned or switched off (null) from YAML or the command line.
+TERM_SLOTS = ("rec", "idem", "flow", "dmd", "reg")
+# Defaults as configs, not instances: one default object would be shared by every module built with it.
+DEFAULT_TERMS = {name: {"class_path": f"signs_lightning.losses.{cls.__name__}"}
+                 for name, cls in (("rec", Reconstruction), ("idem", Idempotence), ("reg", Regression))}
 
 
 class SIGNModule(GeneratorModule):
-    """Student f, frozen teacher, fake score; every loss computed in ``training_step`` (manual optimisation).
+    """Student f, frozen teacher and the loss terms (``losses/terms.py``); every loss computed in
+    ``training_step`` (manual optimisation).
 
     The teacher is loaded from ``teacher`` (a diffusers pipeline folder or hub id) and never stored in
     checkpoints: they record its source and fingerprint, and the teacher is reloaded from the source.
 
     Args:
         teacher: diffusers pipeline folder or hub id (``unet/`` + ``scheduler/``).
+        rec, idem, flow, dmd, reg: the loss terms (``Reconstruction``, ``Idempotence``, ``Flow``,
+            ``DistributionMatching`` with its fake score, ``Regression``), each with its weight and
+            hyperparameters; ``None`` switches a term off (no compute; without ``dmd`` no fake score, no second
+            optimizer). Given as instances or ``{class_path, init_args}``. Defaults: rec + idem + reg.
+        extra_losses: further ``LossTerm`` s (new research terms), added to the generator loss.
         conditioning_timestep, output_head: how f calls the UNet (see ``IdempotentGenerator``).
-        distance: d(·,·) of L_rec, L_idem, L_flow and L_reg.
-        lambda_rec, lambda_idem, lambda_flow, lambda_dmd, lambda_reg: loss weights; 0 skips a term's compute
-            (``lambda_dmd = 0`` also removes the fake score and its optimizer).
-        flow_intervals: N of L_flow's grid; flow_target: ``student`` (stop-grad f) or ``ema``.
-        dmd_t_min, dmd_t_max: L_dmd's t range as fractions of T.
-        reg_pairs, reg_sampler_steps, reg_seed, reg_batch_size: L_reg's cached teacher DDIM pairs and how
-            many of them each step uses (default: the data batch size).
-        reg_trajectory_fraction: fraction of L_reg's inputs taken from the teacher's DDIM trajectory instead of
-            its start z_ref: a partly-noised state x_t of the same ODE path, with the same target y_ref. These are
-            the inputs the multi-step sampler feeds f (samples re-noised to an intermediate level), and the
-            target is the ODE's endpoint from them, a sharp sample rather than the blurry posterior mean.
-        gen_every: the generator steps once every ``gen_every`` batches; the fake score every batch.
+        distance: d(·,·) of every term that compares images.
+        gen_every: the generator steps once every ``gen_every`` batches; terms' own networks (the fake score)
+            every batch.
         max_generator_steps: stop after this many generator steps (``trainer.max_steps`` counts the steps of
-            both optimizers).
+            every optimizer).
         gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
         ema_decay: EMA of the generator (``None``: none); samples and metrics use the EMA when present.
         sample_nfe: NFE settings for validation samples and metrics.
         renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
             (``sampling.renoise_timesteps``).
-        generator_optimizer, fake_score_optimizer: optimizer factories (LightningCLI ``class_path`` configs).
-        generator_lr_scheduler, fake_score_lr_scheduler: optional LR-scheduler factories for each optimizer, stepped
-            after each applied update of it (e.g. ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01,
-            total_iters: 1000``: a linear warm-up, then constant, as DMD2).
+        generator_optimizer, generator_lr_scheduler: f's optimizer and optional LR-scheduler factories (LightningCLI
+            ``class_path`` configs); the scheduler steps after each applied update (e.g.
+            ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01, total_iters: 1000``: DMD2's warm-up).
+        evaluator: optional ``FIDEvaluator`` run in the validation and test hooks.
         max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
         predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
-        evaluator: optional ``FIDEvaluator`` run in the validation hooks.
-        cache_dir: where L_reg pairs (and reference statistics) are cached; default ``$SIGNS_CACHE``.
     """
 
     def __init__(
         self,
         teacher: str,
+        rec: Reconstruction | None = DEFAULT_TERMS["rec"],
+        idem: Idempotence | None = DEFAULT_TERMS["idem"],
+        flow: Flow | None = None,
+        dmd: DistributionMatching | None = None,
+        reg: Regression | None = DEFAULT_TERMS["reg"],
+        extra_losses: list[LossTerm] = [],
         conditioning_timestep: int | None = None,
         output_head: OutputHead = "x0",
         distance: Distance = "mse",
-        lambda_rec: float = 1.0,
-        lambda_idem: float = 1.0,
-        lambda_flow: float = 0.0,
-        lambda_dmd: float = 0.0,
-        lambda_reg: float = 1.0,
-        flow_intervals: int = 18,
-        flow_target: Literal["student", "ema"] = "student",
-        dmd_t_min: float = 0.02,
-        dmd_t_max: float = 0.98,
-        reg_pairs: int = 4000,
-        reg_sampler_steps: int = 10,
-        reg_seed: int = 0,
-        reg_batch_size: int | None = None,
-        reg_trajectory_fraction: float = 0.0,
         gen_every: int = 1,
         max_generator_steps: int | None = None,
         gradient_clip_norm: float | None = 10.0,
@@ -96,32 +86,32 @@ class SIGNModule(GeneratorModule):
         sample_nfe: list[int] = [1, 2],
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         generator_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
-        fake_score_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
         generator_lr_scheduler: LRSchedulerCallable | None = None,
-        fake_score_lr_scheduler: LRSchedulerCallable | None = None,
         evaluator: FIDEvaluator | None = None,
-        cache_dir: str | None = None,
         max_consecutive_skips: int = 10,
         predict_samples: int = 64,
         predict_nfe: int = 1,
     ) -> None:
-        self.save_hyperparameters(ignore=[
-            "generator_optimizer", "fake_score_optimizer", "generator_lr_scheduler", "fake_score_lr_scheduler",
-            "evaluator",
-        ])
+        self.save_hyperparameters(ignore=["generator_optimizer", "generator_lr_scheduler", "evaluator"])
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
-        if not 0 <= reg_trajectory_fraction <= 1:
-            raise ValueError(f"reg_trajectory_fraction must be in [0, 1], got {reg_trajectory_fraction}")
-        if reg_trajectory_fraction > 0 and reg_sampler_steps < 2:
-            raise ValueError(
-                f"reg_trajectory_fraction > 0 needs a trajectory: reg_sampler_steps >= 2, got {reg_sampler_steps}"
-            )
-        if flow_target == "ema" and ema_decay is None:
-            raise ValueError("flow_target='ema' needs ema_decay")
-        weights = {term: float(w) for term, w in zip(LOSS_TERMS, (lambda_rec, lambda_idem, lambda_flow, lambda_dmd, lambda_reg))}
-        if any(w < 0 for w in weights.values()) or not any(weights.values()):
-            raise ValueError(f"loss weights must be >= 0 and not all 0, got {weights}")
+        # Own copies: a default instance or a term passed to two modules must not share state (pairs, fake score).
+        slots = {name: copy.deepcopy(build_term(spec)) for name, spec in zip(TERM_SLOTS, (rec, idem, flow, dmd, reg))}
+        for name, term in slots.items():
+            if term is not None and term.name != name:
+                raise ValueError(f"{name}: expected a {name!r} term, got {type(term).__name__} (name {term.name!r})")
+        terms = [t for t in slots.values() if t is not None] + [copy.deepcopy(build_term(t)) for t in extra_losses]
+        if not any(term.weight > 0 for term in terms):
+            raise ValueError(f"the loss needs at least one term with weight > 0, got {[t.name for t in terms]}")
+        if len({term.name for term in terms}) != len(terms):
+            raise ValueError(f"two loss terms share a name: {[t.name for t in terms]}")
+        # Checkpoints record each term as {class_path, init_args} (LightningCLI already gives dicts).
+        for key in ("rec", "idem", "flow", "dmd", "reg", "extra_losses"):
+            value = self.hparams.get(key)
+            if isinstance(value, LossTerm):
+                self.hparams[key] = value.config()
+            elif isinstance(value, list):
+                self.hparams[key] = [v.config() if isinstance(v, LossTerm) else v for v in value]
         frozen_teacher = load_teacher(teacher)
         # The resolved source (absolute for a local folder): a checkpoint must not depend on the working folder.
         self.hparams.teacher = frozen_teacher.source
@@ -138,15 +128,13 @@ class SIGNModule(GeneratorModule):
             predict_samples=predict_samples,
             predict_nfe=predict_nfe,
         )
-        self.loss_weights = weights
         self.distance = distance_fn(distance)
-        # Initialised from the teacher, as in DMD; absent (no compute, no optimizer) when L_dmd is off.
-        self.fake_score: ScoreModel | None = frozen_teacher.trainable_copy() if weights["dmd"] > 0 else None
         self.generator_optimizer = generator_optimizer
-        self.fake_score_optimizer = fake_score_optimizer
         self.generator_lr_scheduler = generator_lr_scheduler
-        self.fake_score_lr_scheduler = fake_score_lr_scheduler
-        self.pairs: TeacherPairs | None = None
+        # Weight 0 keeps a term's settings in the config but skips its compute.
+        self.losses = nn.ModuleDict({term.name: term for term in terms if term.weight > 0})
+        for term in self.losses.values():
+            term.bind(self)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -155,89 +143,46 @@ class SIGNModule(GeneratorModule):
     # -- set-up -----------------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        if self.loss_weights["reg"] > 0 and self.pairs is None:
-            # Here, not in ``setup``: the teacher is on the training device only once the strategy has moved it.
-            self.pairs = self.teacher_pairs(self.trainer.strategy)
-
-    def teacher_pairs(self, strategy: EvalStrategy | None = None) -> TeacherPairs:
-        """L_reg's pairs for this module's settings, from the cache (made on first use, shared out over the ranks
-        of ``strategy``; every rank must call it)."""
-        hp = self.hparams
-        return load_or_generate_pairs(
-            self.teacher, hp.reg_pairs, hp.reg_sampler_steps, hp.reg_seed, hp.cache_dir,
-            trajectory=hp.reg_trajectory_fraction > 0, strategy=strategy,
-        )
+        # Here, not in ``setup``: the teacher is on the training device only once the strategy has moved it.
+        for term in self.losses.values():
+            term.setup(self, self.trainer.strategy)
 
     def configure_optimizers(self) -> list[dict]:
         optimizers = [("generator", self.generator_optimizer(self.student.parameters()), self.generator_lr_scheduler)]
-        if self.fake_score is not None:
-            optimizers.append(
-                ("fake_score", self.fake_score_optimizer(self.fake_score.parameters()), self.fake_score_lr_scheduler)
-            )
+        for term in self.losses.values():
+            optimizers += [(name, factory(parameters), scheduler) for name, parameters, factory, scheduler in term.optimizers()]
         return self.with_schedulers(optimizers)
 
     # -- training ---------------------------------------------------------------------------------------------
     def generator_losses(self, x: Tensor, z: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """Each weighted-in loss term (unweighted) for real batch x and noise z, and f(z) (graph attached).
+        """Each term's unweighted loss for real batch x and noise z, and f(z) (graph attached).
 
-        All trainable f calls of the step (z, x, y, z_ref) run as one batched forward.
+        Every trainable f call of the step (z and each term's inputs) runs as one batched forward.
         """
-        f, w, d = self.student, self.loss_weights, self.distance
-        inputs: dict[str, Tensor] = {"z": z}
-        if w["rec"] > 0:
-            inputs["x"] = x
-        if w["flow"] > 0:
-            target_f = self.ema.module if self.hparams.flow_target == "ema" else f
-            inputs["y"], flow_target = flow_pair(target_f, self.teacher, x, self.hparams.flow_intervals)
-        if w["reg"] > 0:
-            inputs["z_ref"], y_ref = self._reg_batch(x.shape[0], x.device)
-        outputs = dict(zip(inputs, f(torch.cat(list(inputs.values()))).split([v.shape[0] for v in inputs.values()])))
-
-        losses: dict[str, Tensor] = {}
-        if w["rec"] > 0:
-            losses["rec"] = reconstruction_loss(outputs["x"], x, d)
-        if w["idem"] > 0:
-            losses["idem"] = idempotence_loss(f, outputs["z"], d)
-        if w["flow"] > 0:
-            losses["flow"] = flow_loss(outputs["y"], flow_target, d)
-        if w["dmd"] > 0:
-            losses["dmd"] = dmd_loss(outputs["z"], self.teacher, self.fake_score, self.hparams.dmd_t_min, self.hparams.dmd_t_max)
-        if w["reg"] > 0:
-            losses["reg"] = regression_loss(outputs["z_ref"], y_ref, d)
-        return losses, outputs["z"]
-
-    def _reg_batch(self, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """(inputs, targets) of L_reg: z_ref, or with probability ``reg_trajectory_fraction`` a random state of
-        z_ref's DDIM trajectory; the target is y_ref either way."""
-        size = self.hparams.reg_batch_size or batch_size
-        pairs = self.pairs
-        index = torch.randint(0, pairs.z.shape[0], (size,))
-        inputs = pairs.z[index]
-        if pairs.trajectory is not None:
-            states = pairs.trajectory[index, torch.randint(0, pairs.trajectory.shape[1], (size,))]
-            on_path = (torch.rand(size) < self.hparams.reg_trajectory_fraction).reshape(-1, 1, 1, 1)
-            inputs = torch.where(on_path, states, inputs)
-        return inputs.to(device), pairs.y[index].to(device)
+        step = Step(x=x, z=z, student=self.student, teacher=self.teacher,
+                    ema=self.ema.module if self.ema is not None else None, distance=self.distance)
+        inputs = {"z": z}
+        for term in self.losses.values():
+            inputs.update({f"{term.name}/{key}": value for key, value in term.inputs(step).items()})
+        outputs = self.student(torch.cat(list(inputs.values()))).split([v.shape[0] for v in inputs.values()])
+        step.outputs = dict(zip(inputs, outputs))
+        return {term.name: term.loss(step) for term in self.losses.values()}, step.f_z
 
     def train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         z = torch.randn_like(x)
         logs: dict[str, Tensor] = {}
+        f_z = None
 
         # -- generator f: every ``gen_every`` batches ------------------------------------------------------
         if self.global_batches % self.hparams.gen_every == 0:
             losses, f_z = self.generator_losses(x, z)
-            total = sum(self.loss_weights[name] * value for name, value in losses.items())
+            total = sum(self.losses[name].weight * value for name, value in losses.items())
             self.generator_update(total, optimizers["generator"])
             logs.update({f"train/loss_{name}": value.detach() for name, value in losses.items()})
             logs["train/loss"] = total.detach()
             f_z = f_z.detach()
-        elif self.fake_score is not None:
-            with torch.no_grad():
-                f_z = self.student(z)
 
-        # -- fake score s_ψ: every batch, on the student's current samples ----------------------------------
-        if self.fake_score is not None:
-            loss_denoise = denoising_loss(self.fake_score, f_z)
-            self.update(loss_denoise, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
-            logs["train/loss_denoise"] = loss_denoise.detach()
+        # -- the terms' own networks (the fake score s_ψ): every batch -------------------------------------
+        for term in self.losses.values():
+            logs.update(term.auxiliary_update(self, z, f_z, optimizers))
         return logs

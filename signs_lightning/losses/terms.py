@@ -1,0 +1,289 @@
+"""SIGN's generator loss terms as units (the shape of NVlabs/edm ``training/loss.py`` and SiD's ``sid_loss.py``):
+each term is a small class that owns its hyperparameters, its set-up (L_reg's pair cache, L_dmd's fake score),
+the inputs it wants f to see, and its loss. The maths lives in ``losses/sign.py``; docs/method.md has the equations.
+
+``SIGNModule`` runs every term's f inputs as one batched forward and sums ``weight · loss``. Adding a term is one
+class here (or anywhere importable), one YAML entry (``extra_losses``) and its test::
+
+    model:
+      init_args:
+        extra_losses:
+          - class_path: my_package.MyTerm
+            init_args: {weight: 0.5}
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
+from signs_lightning.evaluation.strategy import EvalStrategy
+from signs_lightning.losses.distances import DistanceFn
+from signs_lightning.losses.sign import (
+    denoising_loss,
+    dmd_loss,
+    flow_pair,
+    idempotence_loss,
+)
+
+
+@dataclass
+class Step:
+    """What the terms of one generator step share.
+
+    x, z: the real batch and the noise batch, (B, C, H, W). student: f (trainable). teacher: the frozen teacher.
+    ema: f's EMA network or None. distance: d(·,·). outputs: f of every term's inputs, graph attached, keyed
+    ``"<term name>/<input name>"`` (and ``"z"`` for f(z)), filled by the module's batched forward. targets: what a
+    term's ``inputs`` prepared for its ``loss``.
+    """
+
+    x: Tensor
+    z: Tensor
+    student: nn.Module
+    teacher: ScoreModel
+    ema: nn.Module | None
+    distance: DistanceFn
+    outputs: dict[str, Tensor] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def f_z(self) -> Tensor:
+        """f(z) with its graph: every term that looks at samples shares this one call."""
+        return self.outputs["z"]
+
+
+class LossTerm(nn.Module):
+    """One weighted term of the generator loss. Subclasses set ``name`` (the ``train/loss_<name>`` log key) and
+    implement ``loss``; those that need f on inputs of their own return them from ``inputs``.
+
+    Every ``__init__`` argument is stored under its own name (``config`` reads them back for checkpoints).
+    """
+
+    name: ClassVar[str] = "term"
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        if weight < 0:
+            raise ValueError(f"{type(self).__name__}: weight must be >= 0, got {weight}")
+        self.weight = float(weight)
+
+    def bind(self, module: Any) -> None:
+        """Called once by the module's ``__init__`` (after its student, teacher and EMA exist)."""
+
+    def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
+        """Called by every rank once the module is on its device (``on_fit_start``), before the first step."""
+
+    def inputs(self, step: Step) -> dict[str, Tensor]:
+        """Extra inputs f must see this step, batched with the others; their outputs come back in
+        ``step.outputs["<name>/<key>"]``."""
+        return {}
+
+    def output(self, step: Step, key: str) -> Tensor:
+        return step.outputs[f"{self.name}/{key}"]
+
+    def loss(self, step: Step) -> Tensor:
+        """The unweighted term (a scalar with its graph)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> list[tuple[str, Iterable[nn.Parameter], OptimizerCallable, LRSchedulerCallable | None]]:
+        """(name, parameters, optimizer factory, LR-scheduler factory) of networks this term trains itself."""
+        return []
+
+    def auxiliary_update(self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+        """Every batch, after the generator's (possibly skipped) update: train this term's own networks.
+        ``f_z`` is sg[f(z)] when the generator stepped this batch, else None. Returns values to log."""
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """``{"class_path", "init_args"}`` that rebuilds this term (what checkpoints record)."""
+        parameters = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}",
+                "init_args": {name: getattr(self, name) for name in parameters}}
+
+
+def build_term(spec: LossTerm | dict[str, Any] | None) -> LossTerm | None:
+    """A term from an instance, a ``{"class_path", "init_args"}`` dict (YAML, checkpoints) or None (off)."""
+    if spec is None or isinstance(spec, LossTerm):
+        return spec
+    module_name, _, class_name = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)(**spec.get("init_args", {}))
+
+
+class Reconstruction(LossTerm):
+    """L_rec = d(f(x), x) on real images x: the data are fixed points of f."""
+
+    name = "rec"
+
+    def inputs(self, step: Step) -> dict[str, Tensor]:
+        return {"x": step.x}
+
+    def loss(self, step: Step) -> Tensor:
+        return step.distance(self.output(step, "x"), step.x)
+
+
+class Idempotence(LossTerm):
+    """L_idem = d(f_sg(f(z)), f(z)): the gradient reaches θ only through the inner f(z)."""
+
+    name = "idem"
+
+    def loss(self, step: Step) -> Tensor:
+        return idempotence_loss(step.student, step.f_z, step.distance)
+
+
+class Flow(LossTerm):
+    """L_flow = d(f(y), sg[f⁻(ŷ)]): y on the teacher's ODE path from a real x, ŷ one teacher DDIM step further
+    along it; f is consistent along the flow without a time input.
+
+    Args:
+        weight: λ_flow.
+        intervals: N of the grid t_0 = 0 < ... < t_N = T − 1 (consistency distillation used 18).
+        target: f⁻ is the stop-gradient student (``student``) or its EMA (``ema``; needs ``ema_decay``).
+    """
+
+    name = "flow"
+
+    def __init__(self, weight: float = 1.0, intervals: int = 18, target: Literal["student", "ema"] = "student") -> None:
+        super().__init__(weight)
+        if intervals < 1:
+            raise ValueError(f"Flow: intervals must be >= 1, got {intervals}")
+        self.intervals = intervals
+        self.target = target
+
+    def bind(self, module: Any) -> None:
+        if self.target == "ema" and module.ema is None:
+            raise ValueError("Flow(target='ema') needs the module's ema_decay")
+
+    def inputs(self, step: Step) -> dict[str, Tensor]:
+        target_f = step.ema if self.target == "ema" else step.student
+        y, step.targets[self.name] = flow_pair(target_f, step.teacher, step.x, self.intervals)
+        return {"y": y}
+
+    def loss(self, step: Step) -> Tensor:
+        return step.distance(self.output(step, "y"), step.targets[self.name].detach())
+
+
+class Regression(LossTerm):
+    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher DDIM sample) pairs, made once per teacher on the
+    training devices and shared out over the ranks.
+
+    Args:
+        weight: λ_reg.
+        pairs, sampler_steps, seed: how many pairs, the teacher's DDIM steps, their noise seed (the cache key).
+        batch_size: pairs per step (default: the data batch size).
+        trajectory_fraction: share of the inputs taken from the teacher's DDIM trajectory instead of its start
+            z_ref: a partly-noised state of the same ODE path, with the same target y_ref. These are the inputs
+            the multi-step sampler feeds f, and the target is a sample, not the blurry posterior mean.
+        cache_dir: where the pairs are cached (default ``$SIGNS_CACHE``).
+    """
+
+    name = "reg"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        pairs: int = 4000,
+        sampler_steps: int = 10,
+        seed: int = 0,
+        batch_size: int | None = None,
+        trajectory_fraction: float = 0.0,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(weight)
+        if not 0 <= trajectory_fraction <= 1:
+            raise ValueError(f"Regression: trajectory_fraction must be in [0, 1], got {trajectory_fraction}")
+        if trajectory_fraction > 0 and sampler_steps < 2:
+            raise ValueError(
+                f"Regression: trajectory_fraction > 0 needs a trajectory: sampler_steps >= 2, got {sampler_steps}"
+            )
+        self.pairs, self.sampler_steps, self.seed = pairs, sampler_steps, seed
+        self.batch_size, self.trajectory_fraction, self.cache_dir = batch_size, trajectory_fraction, cache_dir
+        self.cached: TeacherPairs | None = None
+
+    def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
+        if self.cached is None:
+            self.cached = load_or_generate_pairs(
+                module.teacher, self.pairs, self.sampler_steps, self.seed, self.cache_dir,
+                trajectory=self.trajectory_fraction > 0, strategy=strategy,
+            )
+
+    def inputs(self, step: Step) -> dict[str, Tensor]:
+        """z_ref, or with probability ``trajectory_fraction`` a random state of z_ref's DDIM trajectory."""
+        pairs, device = self.cached, step.x.device
+        size = self.batch_size or step.x.shape[0]
+        index = torch.randint(0, pairs.z.shape[0], (size,))
+        inputs = pairs.z[index]
+        if pairs.trajectory is not None:
+            states = pairs.trajectory[index, torch.randint(0, pairs.trajectory.shape[1], (size,))]
+            on_path = (torch.rand(size) < self.trajectory_fraction).reshape(-1, 1, 1, 1)
+            inputs = torch.where(on_path, states, inputs)
+        step.targets[self.name] = pairs.y[index].to(device)
+        return {"z_ref": inputs.to(device)}
+
+    def loss(self, step: Step) -> Tensor:
+        return step.distance(self.output(step, "z_ref"), step.targets[self.name])
+
+
+class DistributionMatching(LossTerm):
+    """L_dmd with its fake score s_ψ and s_ψ's own loss and optimizer, as one unit (as SiD's ``sid_loss.py``).
+
+    L_dmd = ½·mean((x_g − sg[x_g − g])²), g = (fake x̂₀ − teacher x̂₀)/w at x_t = q(sg[f(z)], t, ε); s_ψ (a
+    trainable copy of the teacher) is trained every batch with the teacher's own denoising loss on sg[f(z)].
+
+    Args:
+        weight: λ_dmd.
+        t_min, t_max: t ~ U[t_min·T, t_max·T].
+        optimizer, lr_scheduler: the fake score's optimizer (default AdamW, lr 1e-3) and LR-scheduler factories.
+    """
+
+    name = "dmd"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        t_min: float = 0.02,
+        t_max: float = 0.98,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(weight)
+        if not 0 <= t_min < t_max <= 1:
+            raise ValueError(f"DistributionMatching: need 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
+        self.t_min, self.t_max = t_min, t_max
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.fake_score: ScoreModel | None = None
+
+    def bind(self, module: Any) -> None:
+        # Initialised from the teacher, as in DMD.
+        self.fake_score = module.teacher.trainable_copy()
+
+    def loss(self, step: Step) -> Tensor:
+        return dmd_loss(step.f_z, step.teacher, self.fake_score, self.t_min, self.t_max)
+
+    def optimizers(self) -> list[tuple[str, Iterable[nn.Parameter], OptimizerCallable, LRSchedulerCallable | None]]:
+        optimizer = self.optimizer or functools.partial(torch.optim.AdamW, lr=1e-3)
+        return [("fake_score", self.fake_score.parameters(), optimizer, self.lr_scheduler)]
+
+    def auxiliary_update(self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+        if f_z is None:
+            with torch.no_grad():
+                f_z = module.student(z)
+        loss = denoising_loss(self.fake_score, f_z)
+        module.update(loss, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
+        return {"train/loss_denoise": loss.detach()}
+
+    def config(self) -> dict[str, Any]:
+        # Optimizer factories are code, not data: the checkpoint records the term's numbers; the YAML config (saved
+        # beside the logs by LightningCLI) records the factories.
+        config = super().config()
+        config["init_args"] = {k: v for k, v in config["init_args"].items() if k not in ("optimizer", "lr_scheduler")}
+        return config
