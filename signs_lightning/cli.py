@@ -1,4 +1,5 @@
-"""The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo``."""
+"""The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo`` and ``signs sample`` /
+``edit`` / ``export`` (``signs_lightning/commands``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from signs_lightning.checkpoint_args import check_model_class, merge_model_args
 from signs_lightning.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
+from signs_lightning.commands import COMMANDS, run_command
 from signs_lightning.data.errors import CorruptDatasetError
 from signs_lightning.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
 
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         demo_main(command[1:])
         return
     try:
+        if command and command[0] in COMMANDS:  # sample, edit, export: their own parsers (signs_lightning/commands)
+            run_command(command[0], command[1:])
+            return
         # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.
         cli_main(argv)
     except Exception as error:

@@ -1,0 +1,68 @@
+"""The generator ``signs sample`` / ``edit`` / ``export`` work with: from a checkpoint (SIGN or IGN) or an exported
+folder, with a one-line error for anything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from signs_lightning.checkpoint_args import CLASS_KEY
+from signs_lightning.checkpoint_io import CheckpointError, read_checkpoint
+from signs_lightning.modules import IGNModule, SIGNModule
+from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.modules.exported import ExportedGenerator
+
+GENERATOR_CLASSES = {"SIGNModule": SIGNModule, "IGNModule": IGNModule}
+WHAT_TO_PASS = "pass a checkpoint (.ckpt) written by `signs fit`, or a folder written by `signs export`"
+
+
+def load_generator(source: str, teacher: str | None = None) -> GeneratorModule:
+    """The generator ``source`` holds, on the CPU in eval mode.
+
+    Args:
+        source: a SIGN or IGN checkpoint, or a folder written by ``signs export``.
+        teacher: where the teacher is now, for a checkpoint whose recorded teacher folder has moved (checkpoints
+            hold only the teacher's source and fingerprint).
+
+    Raises:
+        FileNotFoundError: ``source`` (or the checkpoint's teacher) does not exist.
+        CheckpointError: a checkpoint of another module (e.g. a teacher's), or not a checkpoint at all.
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {WHAT_TO_PASS}")
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} is a folder without model_index.json: {WHAT_TO_PASS}")
+        if teacher is not None:
+            raise CheckpointError(f"{path} is an exported folder, which needs no teacher: drop --teacher")
+        return ExportedGenerator.from_folder(path).eval()
+    hparams = read_checkpoint(path, weights_only=True, mmap=True).get("hyper_parameters") or {}
+    module_class = generator_class(path, hparams)
+    try:
+        module = module_class.load_from_checkpoint(path, map_location="cpu", **({"teacher": teacher} if teacher else {}))
+    except FileNotFoundError as error:
+        if teacher is not None or "teacher" not in hparams:
+            raise
+        raise FileNotFoundError(
+            f"{error}. The checkpoint's teacher was {hparams['teacher']!r}: if it has moved, pass --teacher FOLDER"
+        ) from error
+    return module.eval()
+
+
+def generator_class(path: Path, hparams: dict[str, Any]) -> type[GeneratorModule]:
+    """SIGNModule or IGNModule, as the checkpoint's hyperparameters say; anything else is refused."""
+    saved = hparams.get(CLASS_KEY)
+    if saved is None:
+        # Fits outside LightningCLI record no class: IGN alone has lambda_tight, a teacher trainer has no teacher.
+        if "lambda_tight" in hparams:
+            return IGNModule
+        if "teacher" in hparams:
+            return SIGNModule
+        raise CheckpointError(f"checkpoint {path} is not a generator's (SIGNModule or IGNModule): {WHAT_TO_PASS}")
+    name = saved.rsplit(".", 1)[-1]
+    if name not in GENERATOR_CLASSES:
+        raise CheckpointError(
+            f"checkpoint {path} was written by {saved}, not by a generator (SIGNModule or IGNModule): {WHAT_TO_PASS}"
+        )
+    return GENERATOR_CLASSES[name]

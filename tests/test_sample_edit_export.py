@@ -1,0 +1,311 @@
+"""``signs sample``, ``signs edit``, ``signs export`` and ``SIGNPipeline`` on a tiny 1x8x8 SIGN (2 generator steps)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_tiny_teacher
+from diffusers import DiffusionPipeline
+from huggingface_hub import ModelCard
+from PIL import Image
+from test_module_commands import TINY
+
+from signs_lightning import editing
+from signs_lightning.cli import cli_main, main
+from signs_lightning.commands.export import to_pipeline
+from signs_lightning.commands.loading import load_generator
+from signs_lightning.modules import SIGNModule
+from signs_lightning.pipeline import SIGNPipeline
+from signs_lightning.prediction import to_uint8
+from signs_lightning.randomness import seeded_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+FIDS = {1: 40.2, 2: 36.7}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fit")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIGNS_CACHE", str(root / "cache"))
+        cli_main(["fit", *TINY, "--model.init_args.teacher", str(tiny_teacher_dir), "--trainer.default_root_dir",
+                  str(root), "--model.init_args.max_generator_steps", "2", "--trainer.num_sanity_val_steps", "0"])
+    (path,) = root.rglob("*.ckpt")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint: Path) -> SIGNModule:
+    return load_generator(str(checkpoint))
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("export") / "sign"
+    fids = [arg for nfe, value in FIDS.items() for arg in ("--fid", f"{nfe}={value}")]
+    main(["export", str(checkpoint), "--output", str(folder), *fids, "--fid-setting", "2,000 samples, LeNet features"])
+    return folder
+
+
+@pytest.fixture
+def digits(tmp_path: Path) -> Path:
+    """Three 8x8 greyscale images, the model's own geometry: read without conversion."""
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"d{i}.png")
+    return folder
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def unit(path: Path) -> torch.Tensor:
+    """An image file as signs edit reads it: (1, C, H, W) in [-1, 1]."""
+    array = torch.from_numpy(pixels(path).astype(np.float32) / 255.0)
+    return (array[None, None] if array.ndim == 2 else array.permute(2, 0, 1)[None]).mul(2).sub(1)
+
+
+def sample(model: str | Path, out: Path, *args: str) -> np.ndarray:
+    main(["sample", str(model), "--output", str(out), "--num-samples", "5", *args])
+    with np.load(out / "samples.npz") as data:
+        return data["arr_0"]
+
+
+# -- signs sample --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [["--nfe", "1"], ["--nfe", "3"], ["--nfe", "2", "--repeat"]], ids=["1nfe", "3nfe", "ffz"])
+def test_sample_repeats_for_a_seed_whatever_the_batch_and_differs_across_seeds(checkpoint, tmp_path, mode) -> None:
+    first = sample(checkpoint, tmp_path / "a", "--seed", "3", "--batch-size", "2", *mode)
+    again = sample(checkpoint, tmp_path / "b", "--seed", "3", "--batch-size", "5", *mode)
+    other = sample(checkpoint, tmp_path / "c", "--seed", "4", "--batch-size", "2", *mode)
+    assert first.shape == (5, 8, 8, 1) and sorted(p.name for p in (tmp_path / "a").glob("0*.png"))[-1] == "000004.png"
+    assert (tmp_path / "a" / "grid.png").is_file()
+    assert np.array_equal(first, again)
+    assert (first != other).any(axis=(1, 2, 3)).all()
+
+
+def test_sample_i_is_the_module_sample_of_noise_seed_i(checkpoint, model, tmp_path) -> None:
+    images = sample(checkpoint, tmp_path / "s", "--seed", "7", "--nfe", "2")
+    z = torch.stack([torch.randn(model.image_shape, generator=seeded_generator(7, i)) for i in range(5)])
+    expected = model.sample(z, 2, [seeded_generator(7, i, 1) for i in range(5)])
+    assert np.array_equal(images, to_uint8(expected))
+
+
+def test_an_exported_folder_samples_what_its_checkpoint_does(checkpoint, exported, tmp_path) -> None:
+    assert np.array_equal(sample(exported, tmp_path / "e", "--nfe", "2"), sample(checkpoint, tmp_path / "c", "--nfe", "2"))
+
+
+def test_bf16_sampling_stays_close_to_float32(exported, tmp_path) -> None:
+    bf16 = sample(exported, tmp_path / "bf16", "--nfe", "2", "--bf16").astype(int)
+    assert np.abs(bf16 - sample(exported, tmp_path / "fp32", "--nfe", "2")).max() <= 8
+
+
+def test_sample_refuses_a_folder_with_earlier_samples(checkpoint, tmp_path, capsys) -> None:
+    sample(checkpoint, tmp_path / "s")
+    with pytest.raises(SystemExit) as exit_info:
+        sample(checkpoint, tmp_path / "s")
+    assert exit_info.value.code == 1 and "already holds samples" in capsys.readouterr().err
+
+
+def test_two_processes_sample_the_images_of_one(checkpoint, tmp_path) -> None:
+    # Lightning's DDP launcher re-executes sys.argv for rank 1: the command runs as its own process.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "signs_lightning.cli", "sample", str(checkpoint), "--output", str(tmp_path / "ddp"),
+               "--num-samples", "5", "--nfe", "2", "--batch-size", "2", "--devices", "2", "--accelerator", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    with np.load(tmp_path / "ddp" / "samples.npz") as data:
+        two = data["arr_0"]
+    assert np.array_equal(two, sample(checkpoint, tmp_path / "one", "--nfe", "2", "--batch-size", "2"))
+
+
+# -- signs edit ----------------------------------------------------------------------------------------------------
+def edit(task: str, model: Path, inputs: Path, out: Path, *args: str) -> Path:
+    main(["edit", task, str(model), str(inputs), "--output", str(out), *args])
+    return out
+
+
+@pytest.mark.parametrize("region", [["--box", "2,1,6,5"], ["--mask", "MASK"]], ids=["box", "mask"])
+def test_inpaint_keeps_every_known_pixel_exactly(checkpoint, digits, tmp_path, region) -> None:
+    fill = np.zeros((8, 8), dtype=bool)
+    fill[1:5, 2:6] = True
+    if region[0] == "--mask":
+        Image.fromarray(fill.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+        region = ["--mask", str(tmp_path / "mask.png")]
+    out = edit("inpaint", checkpoint, digits, tmp_path / "out", *region, "--nfe", "2")
+    for path in sorted(digits.iterdir()):
+        before, after = pixels(path), pixels(out / path.name)
+        assert np.array_equal(after[~fill], before[~fill])
+        assert not np.array_equal(after[fill], before[fill])
+    assert (out / "grid_000.png").is_file()
+
+
+def test_project_at_strength_zero_is_f_of_the_image(checkpoint, model, digits, tmp_path) -> None:
+    out = edit("project", checkpoint, digits, tmp_path / "out", "--strength", "0")
+    for path in sorted(digits.iterdir()):
+        with torch.no_grad():
+            expected = to_uint8(model.sampling_network(unit(path)))[0, ..., 0]
+        assert np.array_equal(pixels(out / path.name), expected)
+
+
+@pytest.mark.parametrize("task", [["inpaint", "--box", "0,0,4,8"], ["denoise", "--sigma", "0.3", "--add-noise"],
+                                  ["project", "--strength", "0.5"]], ids=lambda task: task[0])
+def test_edits_repeat_for_a_seed_and_differ_across_seeds(checkpoint, digits, tmp_path, task) -> None:
+    def run(name: str, seed: str, batch: str) -> list[np.ndarray]:
+        out = edit(task[0], checkpoint, digits, tmp_path / name, *task[1:], "--nfe", "2", "--seed", seed, "--batch-size", batch)
+        return [pixels(out / path.name) for path in sorted(digits.iterdir())]
+
+    first, again, other = run("a", "0", "1"), run("b", "0", "3"), run("c", "1", "1")
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(not np.array_equal(a, c) for a, c in zip(first, other))
+
+
+def test_other_sizes_and_colour_are_converted_with_a_notice(checkpoint, tmp_path, capsys) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(np.full((16, 16, 3), (200, 30, 30), dtype=np.uint8)).save(inputs / "red16.png")
+    Image.fromarray(np.zeros((8, 10), dtype=np.uint8)).save(inputs / "wide.png")
+    edit("project", checkpoint, inputs, tmp_path / "out", "--crop")
+    printed = capsys.readouterr().out
+    assert "red16.png: RGB converted to greyscale; 16x16 resized to 8x8" in printed
+    assert "wide.png: 10x8 resized and centre-cropped to 8x8" in printed
+    assert Image.open(tmp_path / "out" / "red16.png").size == (8, 8) and Image.open(tmp_path / "out" / "red16.png").mode == "L"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["project", "WIDE"], "is 10x8 but the model takes 1-channel 8x8 images: crop it to a square, or pass --crop"),
+        (["colorize", "DIGITS"], "colorize needs a 3-channel model; this one makes 1-channel 8x8 images"),
+        (["inpaint", "DIGITS", "--box", "0,0,9,4"], "is not a non-empty box inside the model's 8x8 images"),
+        (["inpaint", "DIGITS", "--mask", "BLACK"], "marks no pixel to fill"),
+        (["project", "DIGITS", "--strength", "1.5"], "strength must be in [0, 1]"),
+        (["project", "MISSING"], "does not exist: pass image files or folders"),
+    ],
+    ids=["aspect", "colorize-grey-model", "box", "empty-mask", "strength", "missing-input"],
+)
+def test_bad_inputs_are_refused_in_one_line(checkpoint, digits, tmp_path, capsys, args, message) -> None:
+    Image.fromarray(np.zeros((8, 10), dtype=np.uint8)).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "black.png")
+    paths = {"WIDE": tmp_path / "wide.png", "DIGITS": digits, "BLACK": tmp_path / "black.png", "MISSING": tmp_path / "nope"}
+    args = [str(paths.get(arg, arg)) for arg in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["edit", args[0], str(checkpoint), *args[1:], "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_missing_or_wrong_model_is_refused_in_one_line(tmp_path, tiny_teacher_dir, capsys) -> None:
+    for model, message in [(tmp_path / "none.ckpt", "does not exist: pass a checkpoint"),
+                           (tiny_teacher_dir / "unet", "is a folder without model_index.json")]:
+        with pytest.raises(SystemExit):
+            main(["sample", str(model), "--output", str(tmp_path / "out")])
+        assert message in capsys.readouterr().err
+
+
+# -- signs export and SIGNPipeline ---------------------------------------------------------------------------------
+def as_pipeline_output(images: torch.Tensor) -> torch.Tensor:
+    return (images / 2 + 0.5).clamp(0, 1)
+
+
+@pytest.mark.parametrize("nfe", [1, 2])
+def test_exported_pipeline_samples_equal_the_module_s(model, exported, nfe) -> None:
+    pipe = SIGNPipeline.from_pretrained(str(exported))
+    generator = torch.Generator().manual_seed(0)
+    expected = model.sample(torch.randn((3, 1, 8, 8), generator=generator), nfe, generator)
+    images = pipe(batch_size=3, num_inference_steps=nfe, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert torch.equal(images, as_pipeline_output(expected))
+    # One generator per image: an image does not depend on the batch it is in.
+    per_image = pipe(batch_size=2, num_inference_steps=nfe, generator=[seeded_generator(0, i) for i in (5, 6)], output_type="pt")
+    alone = pipe(batch_size=1, num_inference_steps=nfe, generator=[seeded_generator(0, 6)], output_type="pt")
+    torch.testing.assert_close(per_image.images[1:], alone.images, rtol=0, atol=1e-6)
+
+
+def test_plain_diffusers_loads_the_folder_with_its_own_pipeline_file(model, exported, tmp_path, monkeypatch) -> None:
+    import diffusers.utils.dynamic_modules_utils as dynamic_modules
+
+    monkeypatch.setattr(dynamic_modules, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # not the user's cache
+    pipe = DiffusionPipeline.from_pretrained(str(exported), custom_pipeline="pipeline", trust_remote_code=True)
+    assert type(pipe).__name__ == "SIGNPipeline" and type(pipe).__module__.startswith("diffusers_modules")
+    generator = torch.Generator().manual_seed(1)
+    expected = model.sample(torch.randn((2, 1, 8, 8), generator=generator), 2, generator)
+    images = pipe(batch_size=2, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="np").images
+    assert np.array_equal(images, as_pipeline_output(expected).permute(0, 2, 3, 1).numpy())
+    assert pipe(num_inference_steps=1).images[0].size == (8, 8)
+
+
+def test_the_model_card_states_teacher_config_fids_and_grid(exported, tiny_teacher_dir) -> None:
+    card = ModelCard.load(exported / "README.md")
+    assert card.data.library_name == "diffusers" and "sign" in card.data.tags
+    for nfe, value in FIDS.items():
+        assert f"| {nfe} | {value} |" in card.text
+    assert "Measured as: 2,000 samples, LeNet features." in card.text
+    assert str(tiny_teacher_dir) in card.text and "max_generator_steps: 2" in card.text
+    assert "![samples](samples.png)" in card.text and (exported / "samples.png").is_file()
+    assert (exported / "pipeline.py").read_text() == (ROOT / "signs_lightning" / "pipeline.py").read_text()
+
+
+def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:
+    pipe = SIGNPipeline.from_pretrained(str(exported))
+    f, schedule, levels = model.sampling_network, model.schedule, model.renoise_timesteps(2)
+    y = torch.rand((2, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fill = torch.zeros(2, 1, 8, 8)
+    fill[..., 2:6, 1:5] = 1
+
+    def generators():
+        return [seeded_generator(9, i) for i in range(2)]
+
+    cases = [
+        (pipe.project(y, 0.4, 2, generators(), "pt"), editing.project(f, y, schedule, 0.4, levels, generators())),
+        (pipe.denoise(y, 0.3, 2, generators(), "pt"), editing.denoise(f, y, schedule, 0.3, levels, generators())),
+        (pipe.inpaint(y, fill, 2, generators(), "pt"), editing.inpaint(f, y, fill, schedule, levels, generators())),
+    ]
+    for output, expected in cases:
+        assert torch.equal(output.images, as_pipeline_output(expected))
+
+
+def test_colorize_keeps_the_luma_and_matches_the_pipeline(tmp_path, capsys) -> None:
+    module = SIGNModule(teacher=str(write_tiny_teacher(tmp_path / "rgb", channels=3))).eval()
+    pipe = to_pipeline(module)
+    grey = (torch.rand((2, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1).expand(-1, 3, -1, -1)
+    levels = module.renoise_timesteps(2)
+    with torch.no_grad():
+        coloured = editing.colorize(module.sampling_network, grey, module.schedule, 0.5, levels, [seeded_generator(0, i) for i in range(2)])
+    torch.testing.assert_close(editing.luma(coloured), editing.luma(grey), rtol=0, atol=1e-6)
+    output = pipe.colorize(grey, 0.5, 2, [seeded_generator(0, i) for i in range(2)], "pt")
+    assert torch.equal(output.images, as_pipeline_output(coloured))
+    # signs edit colorize, from an exported 3-channel folder: a colour input is read as its luma, with a notice.
+    pipe.save_pretrained(tmp_path / "rgb_export")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(np.full((8, 8), 90, dtype=np.uint8)).save(inputs / "grey.png")
+    Image.fromarray(np.full((8, 8, 3), (200, 30, 30), dtype=np.uint8)).save(inputs / "red.png")
+    edit("colorize", tmp_path / "rgb_export", inputs, tmp_path / "out", "--nfe", "2")
+    assert "red.png: RGB converted to greyscale" in capsys.readouterr().out
+    assert Image.open(tmp_path / "out" / "grey.png").mode == "RGB"
+
+
+def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    import signs_lightning.commands.export as export
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        main(["export", str(checkpoint), "--output", str(tmp_path / "used")])
+    assert "is not an empty folder" in capsys.readouterr().err
+
+    def fails(model, folder):
+        raise export.SignsError("does not reproduce")
+
+    monkeypatch.setattr(export, "check_reproduces", fails)
+    with pytest.raises(SystemExit):
+        main(["export", str(checkpoint), "--output", str(tmp_path / "new")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]
