@@ -321,11 +321,21 @@ def run_corruption(
         synchronize(scorer.strategy.root_device)
         seconds = time.perf_counter() - start
         scores = scorer(results, clean, labels)
-        rows.append({"corruption": corruption.key, "method": method.name, "nfe": method.nfe, "label": method.label,
-                     **scores, "images_per_second": len(keys) / max(seconds, 1e-9)})
+        rows.append(
+            {
+                "corruption": corruption.key,
+                "method": method.name,
+                "nfe": method.nfe,
+                "label": method.label,
+                **scores,
+                "images_per_second": len(keys) / max(seconds, 1e-9),
+            }
+        )
         examples.append(results[: args.examples].cpu())
-        print(f"[editing] {corruption.label:12} {method.label:16} PSNR {scores['psnr']:6.2f}  "
-              f"accuracy {scores['accuracy']:6.1%}  FD {scores['fd']:8.2f}")
+        print(
+            f"[editing] {corruption.label:12} {method.label:16} PSNR {scores['psnr']:6.2f}  "
+            f"accuracy {scores['accuracy']:6.1%}  FD {scores['fd']:8.2f}"
+        )
     return rows, [clean[: args.examples].cpu(), *examples]
 
 
@@ -336,8 +346,10 @@ def find_row(rows: list[dict[str, Any]], corruption: str, method: str, nfe: int)
 def evaluate_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The issue's target: for each of ``TARGET_CORRUPTIONS``, one SIGN setting at ≤ 2 NFE whose accuracy and PSNR
     are both ≥ the teacher's at 4 NFE. ``met`` is None when the run lacks those rows."""
-    text = (f"SIGN at <= {TARGET_MAX_SIGN_NFE} NFE matches or beats the teacher at {TARGET_TEACHER_NFE} NFE on "
-            "accuracy and PSNR for mid-level noise (σ=0.5) and half-image inpainting")
+    text = (
+        f"SIGN at <= {TARGET_MAX_SIGN_NFE} NFE matches or beats the teacher at {TARGET_TEACHER_NFE} NFE on "
+        "accuracy and PSNR for mid-level noise (σ=0.5) and half-image inpainting"
+    )
     verdicts, details = [], []
     for key in TARGET_CORRUPTIONS:
         teacher = find_row(rows, key, "teacher", TARGET_TEACHER_NFE)
@@ -389,9 +401,16 @@ def markdown(summary: dict[str, Any]) -> str:
     for metric, (title, _) in METRICS.items():
         lines += ["", f"## {title[0].upper()}{title[1:]}", "", metric_table(summary["rows"], metric)]
     verdict = {True: "met", False: "**missed**", None: "not measured"}[target["met"]]
-    lines += ["", "## Target", "", f"- {target['target']}: {verdict} ({target['detail']})", "",
-              "![PSNR and accuracy per corruption](editing_metrics.png)", "",
-              "![Examples: clean, then each method's result, per corruption](editing_examples.png)"]
+    lines += [
+        "",
+        "## Target",
+        "",
+        f"- {target['target']}: {verdict} ({target['detail']})",
+        "",
+        "![PSNR and accuracy per corruption](editing_metrics.png)",
+        "",
+        "![Examples: clean, then each method's result, per corruption](editing_examples.png)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -419,8 +438,12 @@ def metrics_figure(summary: dict[str, Any]) -> Figure:
     for row_axes, metric in zip(axes, ["psnr", "accuracy"]):
         for ax, group in zip(row_axes, groups):
             for label in dict.fromkeys(r["label"] for r in rows):
-                points = [(i, r[metric]) for i, c in enumerate(group) for r in rows
-                          if r["label"] == label and r["corruption"] == c.key]
+                points = [
+                    (i, r[metric])
+                    for i, c in enumerate(group)
+                    for r in rows
+                    if r["label"] == label and r["corruption"] == c.key
+                ]
                 if points:
                     first = next(r for r in rows if r["label"] == label)
                     style = method_style(first["method"], first["nfe"], summary["settings"])

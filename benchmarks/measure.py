@@ -164,7 +164,11 @@ class Scorer:
         return self._evaluators[key]
 
     def _fid(
-        self, extractor: FeatureExtractor, sample_fn: SampleFn, shape: tuple[int, ...], nfe: list[int],
+        self,
+        extractor: FeatureExtractor,
+        sample_fn: SampleFn,
+        shape: tuple[int, ...],
+        nfe: list[int],
         teacher_key: str | None,
     ) -> dict[int, dict[str, float]]:
         evaluator = self._evaluator(extractor, nfe, teacher_key is not None)

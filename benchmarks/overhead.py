@@ -58,7 +58,8 @@ def lightning_vs_bare(
     rounds: int,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through a plain loop over the same step function.
+    """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through a plain loop over the
+    same step function.
 
     Each round builds both from the variant's config (``signs fit``'s parser, same seed, so the same initial
     weights, optimizers and trainer settings) and runs them one after the other on the same fixed batch; rounds

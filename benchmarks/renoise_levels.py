@@ -39,14 +39,17 @@ def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: lis
     # The scorer indexes samplers by an integer "NFE"; here it is the schedule's position in ``keys``.
     rows = scorer.score(
         lambda z, i, g: sampling.multistep(model.sampling_network, z, model.schedule, schedules[keys[i - 1]], g),
-        model.image_shape, list(range(1, len(keys) + 1)), [],
+        model.image_shape,
+        list(range(1, len(keys) + 1)),
+        [],
     )
     return {key: rows[i + 1]["fid_lenet"] for i, key in enumerate(keys)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.renoise_levels", description=__doc__,
+        prog="python -m benchmarks.renoise_levels",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoints", nargs="+", type=Path)
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         print(f"| {path} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"argv": sys.argv[1:] if argv is None else argv, "results": results}, indent=2) + "\n")
+        args.output.write_text(
+            json.dumps({"argv": sys.argv[1:] if argv is None else argv, "results": results}, indent=2) + "\n"
+        )
     return results
 
 

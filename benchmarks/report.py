@@ -36,18 +36,23 @@ def targets(models: dict[str, dict[str, Any]], overhead: dict[str, Any]) -> list
     sign1, ign1, teacher10 = fid(sign, "multistep", 1), fid(ign, "multistep", 1), fid(models.get(TEACHER), "ddim", 10)
     results = []
 
-    text = f"{HEADLINE} 1-NFE FID <= {IGN_FID_RATIO_TARGET} x {BASELINE} 1-NFE FID, {BASELINE} given >= " \
-           f"{IGN_TIME_FACTOR_TARGET:g}x the training time"
+    text = (
+        f"{HEADLINE} 1-NFE FID <= {IGN_FID_RATIO_TARGET} x {BASELINE} 1-NFE FID, {BASELINE} given >= "
+        f"{IGN_TIME_FACTOR_TARGET:g}x the training time"
+    )
     if sign1 is None or ign1 is None:
         results.append(target(text, None, f"needs both {HEADLINE} and {BASELINE} in the run"))
     else:
         time_factor = ign["budget_seconds"] / sign["budget_seconds"]
-        results.append(target(
-            text, sign1 <= IGN_FID_RATIO_TARGET * ign1 and time_factor >= IGN_TIME_FACTOR_TARGET,
-            f"FID {sign1:.2f} vs {ign1:.2f} (ratio {sign1 / ign1:.2f}); budget {ign['budget_seconds']:.0f} s vs "
-            f"{sign['budget_seconds']:.0f} s ({time_factor:.1f}x), trained {ign['train_seconds']:.0f} s vs "
-            f"{sign['train_seconds']:.0f} s",
-        ))
+        results.append(
+            target(
+                text,
+                sign1 <= IGN_FID_RATIO_TARGET * ign1 and time_factor >= IGN_TIME_FACTOR_TARGET,
+                f"FID {sign1:.2f} vs {ign1:.2f} (ratio {sign1 / ign1:.2f}); budget {ign['budget_seconds']:.0f} s vs "
+                f"{sign['budget_seconds']:.0f} s ({time_factor:.1f}x), trained {ign['train_seconds']:.0f} s vs "
+                f"{sign['train_seconds']:.0f} s",
+            )
+        )
 
     text = f"{HEADLINE} 1-NFE FID <= teacher DDIM FID at 10 NFE"
     if sign1 is None or teacher10 is None:
@@ -68,11 +73,15 @@ def targets(models: dict[str, dict[str, Any]], overhead: dict[str, Any]) -> list
         results.append(target(text, None, "overhead run disabled (--overhead-steps 0)"))
     else:
         ratio = training["lightning_throughput_ratio"]
-        results.append(target(
-            text, ratio >= LIGHTNING_RATIO_TARGET,
-            f"ratio {ratio:.3f}: median step {training['lightning_step_seconds'] * 1e3:.1f} ms through Lightning vs "
-            f"{training['bare_step_seconds'] * 1e3:.1f} ms bare ({training['steps_timed']} steps each)",
-        ))
+        results.append(
+            target(
+                text,
+                ratio >= LIGHTNING_RATIO_TARGET,
+                f"ratio {ratio:.3f}: median step {training['lightning_step_seconds'] * 1e3:.1f} ms through "
+                f"Lightning vs {training['bare_step_seconds'] * 1e3:.1f} ms bare ({training['steps_timed']} steps "
+                "each)",
+            )
+        )
     return results
 
 
@@ -162,8 +171,14 @@ def plot(models: dict[str, dict[str, Any]], metric_name: str, path: Path) -> Non
         line = [(row["nfe"], row["fid_lenet"]) for row in entry["rows"] if row["sampler"] in ("multistep", "ddim")]
         emphasis = name in (TEACHER, HEADLINE, BASELINE)
         colour = colours[index % len(colours)]
-        axes.plot(*zip(*line), marker="o", label=name, color=colour, linewidth=2.5 if emphasis else 1,
-                  alpha=1 if emphasis else 0.6)
+        axes.plot(
+            *zip(*line),
+            marker="o",
+            label=name,
+            color=colour,
+            linewidth=2.5 if emphasis else 1,
+            alpha=1 if emphasis else 0.6,
+        )
         ffz = fid(entry, "ffz", 2)
         if ffz is not None:
             axes.plot([2], [ffz], marker="x", markersize=9, color=colour, linestyle="none")

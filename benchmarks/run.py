@@ -128,7 +128,9 @@ def device_name(device: torch.device) -> str:
 
 def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer: Scorer) -> dict[str, Any]:
     fingerprint = teacher.fingerprint()
-    rows = scorer.score(lambda z, k, _: teacher.ddim_sample(z, k), teacher.image_shape, TEACHER_NFE, TEACHER_INCEPTION_NFE, fingerprint)
+    rows = scorer.score(
+        lambda z, k, _: teacher.ddim_sample(z, k), teacher.image_shape, TEACHER_NFE, TEACHER_INCEPTION_NFE, fingerprint
+    )
     return {
         "name": report.TEACHER,
         "kind": "teacher",
@@ -140,7 +142,11 @@ def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer
 
 
 def generator_entry(
-    model: GeneratorModule, variant: Variant, training: dict[str, Any], scorer: Scorer, args: argparse.Namespace,
+    model: GeneratorModule,
+    variant: Variant,
+    training: dict[str, Any],
+    scorer: Scorer,
+    args: argparse.Namespace,
     device: torch.device,
 ) -> dict[str, Any]:
     model.to(device).eval()
@@ -177,8 +183,15 @@ def bench_main(argv: list[str] | None = None) -> Path:
 
     teacher_dir, teacher_seconds = resolve_teacher(args, workdir)
     teacher = load_teacher(teacher_dir).to(device)
-    scorer = Scorer(teacher.image_shape[-1], args.num_samples, args.inception_samples, args.inception_reference,
-                    args.sample_batch, args.sample_repeats, device)
+    scorer = Scorer(
+        teacher.image_shape[-1],
+        args.num_samples,
+        args.inception_samples,
+        args.inception_reference,
+        args.sample_batch,
+        args.sample_repeats,
+        device,
+    )
     models = {report.TEACHER: teacher_entry(teacher, teacher_dir, teacher_seconds, scorer)}
     report.write_json(models[report.TEACHER], out / f"{report.TEACHER}.json")
 
@@ -192,8 +205,10 @@ def bench_main(argv: list[str] | None = None) -> Path:
         models[name] = entry = generator_entry(model, variant, training, scorer, args, device)
         report.write_json(entry, out / f"{name}.json")
         first = entry["rows"][0]
-        print(f"[bench] {name}: {entry['generator_steps']} generator steps in {entry['train_seconds']:.0f} s; "
-              f"{first['label']}: FID {first['fid_lenet']:.2f}")
+        print(
+            f"[bench] {name}: {entry['generator_steps']} generator steps in {entry['train_seconds']:.0f} s; "
+            f"{first['label']}: FID {first['fid_lenet']:.2f}"
+        )
         # Lightning's reference cycles would keep this model (and its optimizer states) alive into the next
         # variant's peak-memory window.
         del model
@@ -204,8 +219,14 @@ def bench_main(argv: list[str] | None = None) -> Path:
         headline = by_name(HEADLINE)
         print(f"[bench] overhead: {HEADLINE} training steps through Lightning and a bare loop")
         overhead["training"] = lightning_vs_bare(
-            headline, teacher_dir, workdir / "logs" / "overhead", extra_overrides(headline, args.smoke),
-            args.overhead_steps, args.overhead_warmup, args.overhead_rounds, device,
+            headline,
+            teacher_dir,
+            workdir / "logs" / "overhead",
+            extra_overrides(headline, args.smoke),
+            args.overhead_steps,
+            args.overhead_warmup,
+            args.overhead_rounds,
+            device,
         )
     summary = {
         "settings": {

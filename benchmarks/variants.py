@@ -51,11 +51,19 @@ def sign_terms(
     ``trajectory_fraction``."""
     overrides = []
     for slot, term, weight in (("flow", "Flow", flow), ("dmd", "DistributionMatching", dmd)):
-        overrides += [f"model.init_args.{slot}=signs_lightning.losses.{term}",
-                      f"model.init_args.{slot}.init_args.weight={weight}"] if weight > 0 else [f"model.init_args.{slot}=null"]
+        overrides += (
+            [
+                f"model.init_args.{slot}=signs_lightning.losses.{term}",
+                f"model.init_args.{slot}.init_args.weight={weight}",
+            ]
+            if weight > 0
+            else [f"model.init_args.{slot}=null"]
+        )
     if reg > 0:
-        overrides += [f"model.init_args.reg.init_args.weight={reg}",
-                      f"model.init_args.reg.init_args.trajectory_fraction={trajectory}"]
+        overrides += [
+            f"model.init_args.reg.init_args.weight={reg}",
+            f"model.init_args.reg.init_args.trajectory_fraction={trajectory}",
+        ]
     else:
         overrides.append("model.init_args.reg=null")
     return overrides + [f"model.init_args.gen_every={gen_every}"]
@@ -63,8 +71,15 @@ def sign_terms(
 
 def sign_variant(name: str, description: str, overrides: list[str]) -> Variant:
     """A SIGN recipe on ``configs/sign_mnist.yaml``, scored at 1, 2 and 4 NFE (Inception at 1)."""
-    return Variant(name=name, kind="sign", config=SIGN_CONFIG, overrides=overrides, nfe=[1, 2, 4], inception_nfe=[1],
-                   description=description)
+    return Variant(
+        name=name,
+        kind="sign",
+        config=SIGN_CONFIG,
+        overrides=overrides,
+        nfe=[1, 2, 4],
+        inception_nfe=[1],
+        description=description,
+    )
 
 
 VARIANTS: list[Variant] = [
@@ -77,27 +92,42 @@ VARIANTS: list[Variant] = [
     sign_variant("sign_dmd_reg", "rec+idem+dmd+reg, fake score 1:1", sign_terms(dmd=1.0)),
     sign_variant("sign_dmd_reg_5to1", "rec+idem+dmd+reg, fake score 5:1", sign_terms(dmd=1.0, gen_every=5)),
     sign_variant("sign_all_noreg", "rec+idem+flow+dmd, fake score 1:1", sign_terms(flow=1.0, dmd=1.0, reg=0.0)),
-    sign_variant("sign_all_noreg_5to1", "rec+idem+flow+dmd, fake score 5:1",
-                 sign_terms(flow=1.0, dmd=1.0, reg=0.0, gen_every=5)),
+    sign_variant(
+        "sign_all_noreg_5to1", "rec+idem+flow+dmd, fake score 5:1", sign_terms(flow=1.0, dmd=1.0, reg=0.0, gen_every=5)
+    ),
     sign_variant("sign_all_reg", "all terms, fake score 1:1", sign_terms(flow=1.0, dmd=1.0)),
     sign_variant("sign_all_reg_5to1", "all terms, fake score 5:1", sign_terms(flow=1.0, dmd=1.0, gen_every=5)),
     # The multi-step question: L_reg on the inputs multi-step sampling feeds f, states of the teacher's own ODE
     # paths, whose target (the path's end) is a sample. (L_rec on re-noised real images, whose target is only the
     # blurry posterior mean, made every NFE worse: benchmarks/README.md; the option was removed.)
-    sign_variant("sign_traj", "rec+idem+reg, L_reg on DDIM trajectory states (fraction 0.5)",
-                 sign_terms(trajectory=0.5)),
-    sign_variant("sign_traj_flow", "rec+idem+flow+reg, L_reg on trajectory states (0.5)",
-                 sign_terms(flow=1.0, trajectory=0.5)),
-    sign_variant("sign_traj_dmd_5to1", "rec+idem+dmd+reg, trajectory states (0.5), fake score 5:1",
-                 sign_terms(dmd=1.0, gen_every=5, trajectory=0.5)),
-    Variant(name=BASELINE, kind="ign", config=IGN_CONFIG, overrides=[], nfe=[1, 2], inception_nfe=[1],
-            description="IGN baseline, published defaults (configs/ign_mnist.yaml)"),
+    sign_variant(
+        "sign_traj", "rec+idem+reg, L_reg on DDIM trajectory states (fraction 0.5)", sign_terms(trajectory=0.5)
+    ),
+    sign_variant(
+        "sign_traj_flow", "rec+idem+flow+reg, L_reg on trajectory states (0.5)", sign_terms(flow=1.0, trajectory=0.5)
+    ),
+    sign_variant(
+        "sign_traj_dmd_5to1",
+        "rec+idem+dmd+reg, trajectory states (0.5), fake score 5:1",
+        sign_terms(dmd=1.0, gen_every=5, trajectory=0.5),
+    ),
+    Variant(
+        name=BASELINE,
+        kind="ign",
+        config=IGN_CONFIG,
+        overrides=[],
+        nfe=[1, 2],
+        inception_nfe=[1],
+        description="IGN baseline, published defaults (configs/ign_mnist.yaml)",
+    ),
 ]
 
 # --smoke: an 8x8 teacher of ~5k parameters and tiny batches, as in tests/test_demo.py.
 SMOKE_OVERRIDES = ["data.init_args.image_size=8", "data.init_args.batch_size=16"]
 SMOKE_TEACHER_OVERRIDES = [
-    "model.init_args.image_size=8", "model.init_args.block_out_channels=[8, 8]", "model.init_args.sample_nfe=[2]",
+    "model.init_args.image_size=8",
+    "model.init_args.block_out_channels=[8, 8]",
+    "model.init_args.sample_nfe=[2]",
 ]
 SMOKE_TEACHER_STEPS = 4
 SMOKE_KIND_OVERRIDES: dict[str, list[str]] = {"sign": ["model.init_args.reg.init_args.pairs=32"], "ign": []}

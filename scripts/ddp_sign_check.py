@@ -35,14 +35,27 @@ def main(teacher_dir: str, out_dir: str, precision: str = "32-true", devices: st
     torch.set_num_threads(1)  # two processes on two cores: intra-op threads would oversubscribe them
     L.seed_everything(0)
     model = RecordingSIGN(
-        teacher=teacher_dir, flow=Flow(intervals=4), dmd=DistributionMatching(),
-        reg=Regression(pairs=16, sampler_steps=2, cache_dir=f"{out_dir}/cache"), max_generator_steps=3, ema_decay=0.9,
+        teacher=teacher_dir,
+        flow=Flow(intervals=4),
+        dmd=DistributionMatching(),
+        reg=Regression(pairs=16, sampler_steps=2, cache_dir=f"{out_dir}/cache"),
+        max_generator_steps=3,
+        ema_decay=0.9,
     )
     model.streams = []
     trainer = L.Trainer(
-        accelerator="cpu", devices=int(devices), strategy="ddp_find_unused_parameters_true", precision=precision,
-        max_epochs=-1, default_root_dir=out_dir, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0, log_every_n_steps=1,
+        accelerator="cpu",
+        devices=int(devices),
+        strategy="ddp_find_unused_parameters_true",
+        precision=precision,
+        max_epochs=-1,
+        default_root_dir=out_dir,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
     )
     trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=8))
     checksum = torch.stack([p.detach().double().sum() for p in model.student.parameters()]).sum()
@@ -53,7 +66,9 @@ def main(teacher_dir: str, out_dir: str, precision: str = "32-true", devices: st
     if trainer.is_global_zero:
         torch.save(model.losses["reg"].cached._asdict(), f"{out_dir}/pairs.pt")
     # One write per rank: both ranks share the pipe, and print() may split text and newline.
-    sys.stdout.write(f"DDP-OK rank={trainer.global_rank} checksum={checksum.item():.6f} stream={','.join(model.streams)}\n")
+    sys.stdout.write(
+        f"DDP-OK rank={trainer.global_rank} checksum={checksum.item():.6f} stream={','.join(model.streams)}\n"
+    )
     sys.stdout.flush()
 
 

@@ -44,22 +44,43 @@ CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
 
 # google/ddpm-cifar10-32's unet/config.json (35.7M parameters).
 CIFAR10_UNET = dict(
-    sample_size=32, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(128, 256, 256, 256),
+    sample_size=32,
+    in_channels=3,
+    out_channels=3,
+    layers_per_block=2,
+    block_out_channels=(128, 256, 256, 256),
     down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), downsample_padding=0,
-    flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=32, attention_head_dim=None,
+    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    downsample_padding=0,
+    flip_sin_to_cos=False,
+    freq_shift=1,
+    norm_eps=1e-6,
+    norm_num_groups=32,
+    attention_head_dim=None,
 )
-TINY_UNET = dict(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(16, 16),
-                 down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-                 norm_num_groups=8)
+TINY_UNET = dict(
+    sample_size=32,
+    in_channels=3,
+    out_channels=3,
+    layers_per_block=1,
+    block_out_channels=(16, 16),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    norm_num_groups=8,
+)
 
 
 def write_teacher(path: Path, tiny: bool) -> int:
     """A random-weight teacher in the diffusers pipeline layout; returns its parameter count."""
     torch.manual_seed(0)
     unet = UNet2DModel(**(TINY_UNET if tiny else CIFAR10_UNET))
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon",
-                              variance_type="fixed_large", clip_sample=False)
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        variance_type="fixed_large",
+        clip_sample=False,
+    )
     DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(path)
     return sum(p.numel() for p in unet.parameters())
 
@@ -77,11 +98,34 @@ def rehearse(work: Path, accelerator: str, precision: str, fid_samples: int) -> 
     """The rehearsal script: fit 3 generator steps, then resume to 4 (``--ckpt_path last``)."""
     reports = []
     for steps, resume in ((3, False), (4, True)):
-        command = [sys.executable, str(ROOT / "scripts" / "rehearse.py"), str(CONFIG), "--teacher", "teacher",
-                   "--data-root", "data", "--devices", "1", "--accelerator", accelerator, "--precision", precision,
-                   "--steps", str(steps), "--fid-samples", str(fid_samples), "--fid-batch", str(min(fid_samples, 250))]
-        result = subprocess.run(command + (["--resume"] if resume else []), capture_output=True, text=True, cwd=work,
-                                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "rehearse.py"),
+            str(CONFIG),
+            "--teacher",
+            "teacher",
+            "--data-root",
+            "data",
+            "--devices",
+            "1",
+            "--accelerator",
+            accelerator,
+            "--precision",
+            precision,
+            "--steps",
+            str(steps),
+            "--fid-samples",
+            str(fid_samples),
+            "--fid-batch",
+            str(min(fid_samples, 250)),
+        ]
+        result = subprocess.run(
+            command + (["--resume"] if resume else []),
+            capture_output=True,
+            text=True,
+            cwd=work,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+        )
         if result.returncode != 0:
             raise SystemExit(f"rehearsal failed:\n{(result.stdout + result.stderr)[-6000:]}")
         line = next(row for row in result.stdout.splitlines() if row.startswith("REHEARSAL "))
@@ -104,15 +148,43 @@ def training_throughput(
     work: Path, accelerator: str, precision: str, batch: int, generator_steps: int, reg_pairs: int
 ) -> tuple[dict[str, Any], Any]:
     """Batches/s and generator steps/s of the config's training step on random images, through ``Trainer.fit``."""
-    cli = cli_main([
-        "--config", str(CONFIG), "--trainer.accelerator", accelerator, "--trainer.devices", "1",
-        "--trainer.precision", precision, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
-        "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", str(work / "throughput"),
-        "--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false",
-        "--model.init_args.teacher", str(work / "teacher"), "--model.init_args.reg.init_args.pairs", str(reg_pairs),
-        "--model.init_args.max_generator_steps", str(generator_steps), "--model.init_args.evaluator", "null",
-        "--data.init_args.root", str(work / "data"), "--data.init_args.download", "false",
-    ], run=False)
+    cli = cli_main(
+        [
+            "--config",
+            str(CONFIG),
+            "--trainer.accelerator",
+            accelerator,
+            "--trainer.devices",
+            "1",
+            "--trainer.precision",
+            precision,
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.default_root_dir",
+            str(work / "throughput"),
+            "--trainer.callbacks",
+            "[]",
+            "--trainer.enable_checkpointing",
+            "false",
+            "--model.init_args.teacher",
+            str(work / "teacher"),
+            "--model.init_args.reg.init_args.pairs",
+            str(reg_pairs),
+            "--model.init_args.max_generator_steps",
+            str(generator_steps),
+            "--model.init_args.evaluator",
+            "null",
+            "--data.init_args.root",
+            str(work / "data"),
+            "--data.init_args.download",
+            "false",
+        ],
+        run=False,
+    )
     gen_every = cli.model.hparams.gen_every
     images = torch.rand(batch * gen_every * (generator_steps + 1), 3, 32, 32) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch)
@@ -122,11 +194,14 @@ def training_throughput(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     cli.trainer.fit(cli.model, train_dataloaders=loader)
-    steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])][gen_every * 2:]  # first 2 cycles: warm-up
+    steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])][gen_every * 2 :]  # first 2 cycles: warm-up
     cycle = statistics.median(steps) * gen_every  # one generator step and gen_every fake-score steps
     return {
-        "batch_size": batch, "gen_every": gen_every, "batches_timed": len(steps),
-        "median_batch_seconds": statistics.median(steps), "generator_steps_per_second": 1 / cycle,
+        "batch_size": batch,
+        "gen_every": gen_every,
+        "batches_timed": len(steps),
+        "median_batch_seconds": statistics.median(steps),
+        "generator_steps_per_second": 1 / cycle,
         "train_images_per_second": batch / statistics.median(steps),
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }, cli.model
@@ -159,8 +234,10 @@ def main() -> None:
     if args.inception_fp16:
         install_inception_fp16(Path(args.inception_fp16))
     report: dict[str, Any] = {
-        "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-        "lightning": L.__version__, "precision": precision,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "precision": precision,
         "teacher_parameters": write_teacher(work / "teacher", args.tiny),
     }
     write_cifar10_tree(work / "data")
@@ -168,8 +245,13 @@ def main() -> None:
     report["rehearsal"] = rehearse(work, accelerator, precision, fid_samples=16 if args.tiny else 500)
     report["rehearsal_seconds"] = time.perf_counter() - start
     report["training"], model = training_throughput(
-        work, accelerator, precision, batch=8 if args.tiny else 128, generator_steps=3 if args.tiny else 12,
-        reg_pairs=16 if args.tiny else 1024)
+        work,
+        accelerator,
+        precision,
+        batch=8 if args.tiny else 128,
+        generator_steps=3 if args.tiny else 12,
+        reg_pairs=16 if args.tiny else 1024,
+    )
     report["sampling"] = sampling_throughput(model, device, batch=16 if args.tiny else 1000)
 
     count = 32 if args.tiny else 2000

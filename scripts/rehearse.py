@@ -34,38 +34,74 @@ def describe_cifar_tree(root: Path) -> None:
     if not folder.is_dir():
         return
     md5 = lambda name: calculate_md5(folder / name)  # noqa: E731
-    CIFAR10DataModule.dataset_class = type("RehearsalCIFAR10", (CIFAR10,), {
-        "train_list": [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)],
-        "test_list": [["test_batch", md5("test_batch")]],
-        "meta": {**CIFAR10.meta, "md5": md5("batches.meta")},
-    })
+    CIFAR10DataModule.dataset_class = type(
+        "RehearsalCIFAR10",
+        (CIFAR10,),
+        {
+            "train_list": [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)],
+            "test_list": [["test_batch", md5("test_batch")]],
+            "meta": {**CIFAR10.meta, "md5": md5("batches.meta")},
+        },
+    )
 
 
 def overrides(args: argparse.Namespace, kind: str) -> list[str]:
     """Hardware, stand-ins and tiny counts: the only differences from the shipped config."""
     common = [
-        "--trainer.accelerator", args.accelerator, "--trainer.devices", str(args.devices),
-        "--trainer.precision", args.precision, "--trainer.num_sanity_val_steps", "0",
-        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
-        "--data.init_args.root", args.data_root, "--data.init_args.download", "false",
-        "--data.init_args.batch_size", "4", "--data.init_args.val_size", "4",
-        "--data.init_args.num_workers", "0", "--data.init_args.persistent_workers", "false",
-        "--data.init_args.pin_memory", "false",
-        "--model.init_args.evaluator.init_args.num_samples", str(args.fid_samples),
-        "--model.init_args.evaluator.init_args.batch_size", str(args.fid_batch),
+        "--trainer.accelerator",
+        args.accelerator,
+        "--trainer.devices",
+        str(args.devices),
+        "--trainer.precision",
+        args.precision,
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--data.init_args.root",
+        args.data_root,
+        "--data.init_args.download",
+        "false",
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.val_size",
+        "4",
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.persistent_workers",
+        "false",
+        "--data.init_args.pin_memory",
+        "false",
+        "--model.init_args.evaluator.init_args.num_samples",
+        str(args.fid_samples),
+        "--model.init_args.evaluator.init_args.batch_size",
+        str(args.fid_batch),
     ]
     if kind == "teacher":
         return common + [
-            "--trainer.max_steps", str(args.steps), "--trainer.val_check_interval", str(args.steps),
-            "--model.init_args.block_out_channels", "[16, 16]", "--model.init_args.layers_per_block", "1",
-            "--model.init_args.output_dir", "teacher_out",
+            "--trainer.max_steps",
+            str(args.steps),
+            "--trainer.val_check_interval",
+            str(args.steps),
+            "--model.init_args.block_out_channels",
+            "[16, 16]",
+            "--model.init_args.layers_per_block",
+            "1",
+            "--model.init_args.output_dir",
+            "teacher_out",
         ]
     return common + [
-        "--model.init_args.teacher", args.teacher,
-        "--model.init_args.max_generator_steps", str(args.steps),
-        "--model.init_args.reg.init_args.pairs", "16",
+        "--model.init_args.teacher",
+        args.teacher,
+        "--model.init_args.max_generator_steps",
+        str(args.steps),
+        "--model.init_args.reg.init_args.pairs",
+        "16",
         # Validate right after the last generator step (one every gen_every batches, the first at batch 0).
-        "--trainer.val_check_interval", str((args.steps - 1) * args.gen_every + 1),
+        "--trainer.val_check_interval",
+        str((args.steps - 1) * args.gen_every + 1),
     ]
 
 
@@ -97,9 +133,13 @@ def main() -> None:
         model = cli.model
         metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
         report = {
-            "config": args.config, "world_size": cli.trainer.world_size, "seconds": round(seconds, 1),
-            "generator_steps": getattr(model, "generator_steps", None), "global_step": cli.trainer.global_step,
-            "metrics": metrics, "last_checkpoint": cli.trainer.checkpoint_callback.last_model_path,
+            "config": args.config,
+            "world_size": cli.trainer.world_size,
+            "seconds": round(seconds, 1),
+            "generator_steps": getattr(model, "generator_steps", None),
+            "global_step": cli.trainer.global_step,
+            "metrics": metrics,
+            "last_checkpoint": cli.trainer.checkpoint_callback.last_model_path,
             "device": str(cli.trainer.strategy.root_device),
         }
         sys.stdout.write("REHEARSAL " + json.dumps(report) + "\n")

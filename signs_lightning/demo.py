@@ -32,7 +32,9 @@ STAMP = "signs_demo_teacher.json"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="signs demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="signs demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--teacher-config", default=str(CONFIGS / "teacher_mnist.yaml"))
     parser.add_argument("--sign-config", default=str(CONFIGS / "sign_mnist.yaml"))
@@ -42,7 +44,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--teacher-nfe", type=int, nargs="+", default=[1, 2, 4, 10])
     parser.add_argument("--sign-nfe", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument(
-        "--override", action="append", default=[], metavar="KEY=VALUE",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra override for both configs' shared keys, e.g. data.init_args.image_size=8 (repeatable)",
     )
     parser.add_argument("--teacher-override", action="append", default=[], metavar="KEY=VALUE")
@@ -71,8 +76,14 @@ def fresh_folder(path: Path) -> None:
 def train_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     """The teacher pipeline folder, trained now or reused; and the seconds spent training it."""
     teacher_dir = out / "teacher"
-    cli_args = ["--config", args.teacher_config, "--trainer.default_root_dir", str(out / "teacher_logs"),
-                "--model.init_args.output_dir", str(teacher_dir)]
+    cli_args = [
+        "--config",
+        args.teacher_config,
+        "--trainer.default_root_dir",
+        str(out / "teacher_logs"),
+        "--model.init_args.output_dir",
+        str(teacher_dir),
+    ]
     cli_args += as_cli_args(args.override + args.teacher_override)
     if args.teacher_steps is not None:
         cli_args += ["--trainer.max_steps", str(args.teacher_steps)]
@@ -89,8 +100,14 @@ def train_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, float]:
 
 
 def distil(args: argparse.Namespace, out: Path, teacher_dir: Path) -> tuple[SIGNModule, float]:
-    cli_args = ["--config", args.sign_config, "--trainer.default_root_dir", str(out / "sign_logs"),
-                "--model.init_args.teacher", str(teacher_dir)]
+    cli_args = [
+        "--config",
+        args.sign_config,
+        "--trainer.default_root_dir",
+        str(out / "sign_logs"),
+        "--model.init_args.teacher",
+        str(teacher_dir),
+    ]
     cli_args += as_cli_args(args.override + args.sign_override)
     if args.student_steps is not None:
         cli_args += ["--model.init_args.max_generator_steps", str(args.student_steps)]
@@ -110,11 +127,16 @@ def evaluate(model: SIGNModule, datamodule: EmbeddedMNISTDataModule, args: argpa
     sign_eval = FIDEvaluator(extractor, num_samples=args.num_samples, nfe=args.sign_nfe, teacher_nfe=args.teacher_nfe)
     sign_eval.prepare(datamodule, strategy)
     metrics = sign_eval.evaluate(model.sample, shape, strategy, prefix="sign")
-    metrics.update(sign_eval.evaluate_teacher(model.teacher.ddim_sample, shape, strategy, prefix="teacher",
-                                              teacher_key=model.teacher.fingerprint()))
+    metrics.update(
+        sign_eval.evaluate_teacher(
+            model.teacher.ddim_sample, shape, strategy, prefix="teacher", teacher_key=model.teacher.fingerprint()
+        )
+    )
     ffz_eval = FIDEvaluator(extractor, num_samples=args.num_samples, nfe=[2])
     ffz_eval.prepare(datamodule, strategy)
-    ffz = ffz_eval.evaluate(lambda z, k, _: sampling.repeated_projection(model.sampling_network, z, k), shape, strategy, prefix="sign_ffz")
+    ffz = ffz_eval.evaluate(
+        lambda z, k, _: sampling.repeated_projection(model.sampling_network, z, k), shape, strategy, prefix="sign_ffz"
+    )
     metrics.update(ffz)
     val_images = torch.cat([batch[0] for batch in datamodule.val_dataloader()]).to(model.device)
     torch.manual_seed(0)
@@ -131,8 +153,12 @@ def sample_grid(model: SIGNModule, args: argparse.Namespace, path: Path, count: 
     rows += [model.sample(z, k, seeded_generator(1, k)) for k in args.sign_nfe]
     rows.append(sampling.repeated_projection(model.sampling_network, z, 2))
     grid = sample_rows_grid(rows, per_row=count)
-    torchvision.utils.save_image(torchvision.transforms.functional.resize(grid, [4 * s for s in grid.shape[-2:]],
-                                 interpolation=torchvision.transforms.InterpolationMode.NEAREST), path)
+    torchvision.utils.save_image(
+        torchvision.transforms.functional.resize(
+            grid, [4 * s for s in grid.shape[-2:]], interpolation=torchvision.transforms.InterpolationMode.NEAREST
+        ),
+        path,
+    )
 
 
 def demo_main(argv: list[str]) -> Path:
@@ -147,15 +173,22 @@ def demo_main(argv: list[str]) -> Path:
     eval_start = time.perf_counter()
     metrics = evaluate(model, datamodule, args)
     sample_grid(model, args, out / "samples.png")
-    rows = ", ".join(f"teacher DDIM-{k}" for k in args.teacher_nfe) + ", " + ", ".join(f"SIGN {k} NFE" for k in args.sign_nfe) + ", SIGN f(f(z))"
-    metrics.update({
-        "seconds_teacher_training": teacher_seconds,
-        "seconds_sign_training": sign_seconds,
-        "seconds_evaluation": time.perf_counter() - eval_start,
-        "seconds_total": time.perf_counter() - start,
-        "sign_generator_steps": model.generator_steps,
-        "samples_png_rows": rows,
-    })
+    rows = (
+        ", ".join(f"teacher DDIM-{k}" for k in args.teacher_nfe)
+        + ", "
+        + ", ".join(f"SIGN {k} NFE" for k in args.sign_nfe)
+        + ", SIGN f(f(z))"
+    )
+    metrics.update(
+        {
+            "seconds_teacher_training": teacher_seconds,
+            "seconds_sign_training": sign_seconds,
+            "seconds_evaluation": time.perf_counter() - eval_start,
+            "seconds_total": time.perf_counter() - start,
+            "sign_generator_steps": model.generator_steps,
+            "samples_png_rows": rows,
+        }
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"[signs demo] wrote {out / 'samples.png'} (rows: {rows}) and {out / 'metrics.json'}")

@@ -41,8 +41,14 @@ class SampleWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir).expanduser()
 
     def write_on_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Tensor],
-        batch_indices: Sequence[int] | None, batch: Any, batch_idx: int, dataloader_idx: int,
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: dict[str, Tensor],
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
     ) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for index, image in zip(prediction["index"].tolist(), to_uint8(prediction["images"])):

@@ -14,14 +14,24 @@ import os
 import numpy as np
 import torch
 
+# Internal streams, each its own domain: a training step's draws, L_reg's pair noise and an FID chunk's noise must
+# never share numbers, whatever the seeds and indices.
+TRAINING_STREAM, PAIRS_STREAM, FID_STREAM = 0x5452, 0x5041, 0x4644
+
 
 def derived_seed(*keys: int) -> int:
     """A 63-bit seed that is a function of ``keys`` only, well mixed (numpy's ``SeedSequence``).
 
+    The number of keys is hashed in too: ``SeedSequence`` drops trailing zero words, so on its own it would give
+    (s, i, 0) the seed of (s, i).
+
     >>> derived_seed(0, 1) == derived_seed(0, 1) != derived_seed(1, 0)
     True
+    >>> len({derived_seed(0), derived_seed(0, 0), derived_seed(0, 0, 0), derived_seed(3, 1), derived_seed(3, 1, 0)})
+    5
     """
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    words = [len(keys), *(int(k) for k in keys)]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def seeded_generator(*keys: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -36,4 +46,4 @@ def run_seed() -> int:
 
 def seed_step(seed: int, rank: int, step: int) -> None:
     """Seeds the global RNGs (CPU and every CUDA device) for one training step of one rank."""
-    torch.manual_seed(derived_seed(seed, rank, step))
+    torch.manual_seed(derived_seed(TRAINING_STREAM, seed, rank, step))

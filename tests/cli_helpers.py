@@ -20,7 +20,9 @@ TRAINER = {
 MODELS = {
     "sign": {
         "class_path": "signs_lightning.modules.SIGNModule",
-        "init_args": {"reg": {"class_path": "signs_lightning.losses.Regression", "init_args": {"pairs": 16, "sampler_steps": 2}}},
+        "init_args": {
+            "reg": {"class_path": "signs_lightning.losses.Regression", "init_args": {"pairs": 16, "sampler_steps": 2}}
+        },
     },
     "ign": {"class_path": "signs_lightning.modules.IGNModule", "init_args": {"network": "teacher_unet"}},
 }

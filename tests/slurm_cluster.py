@@ -93,44 +93,46 @@ def _node_line() -> str:
 
 def _slurm_conf(root: Path, munge_socket: Path, ctld_port: int, slurmd_port: int) -> str:
     host = socket.gethostname().split(".")[0]
-    return "\n".join([
-        "ClusterName=signs-test",
-        # Pinned addresses: nothing depends on name resolution.
-        f"SlurmctldHost={host}(127.0.0.1)",
-        f"SlurmctldPort={ctld_port}",
-        f"SlurmdPort={slurmd_port}",
-        "SlurmUser=root",
-        "SlurmdUser=root",
-        "AuthType=auth/munge",
-        "CredType=cred/munge",
-        # cred_expire: a requeued job may only start again once its old credential expired (default 120 s).
-        f"AuthInfo=socket={munge_socket},cred_expire=10",
-        "SchedulerParameters=sched_interval=2,bf_interval=2",
-        "MpiDefault=none",
-        # No cgroups and no systemd here.
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none",
-        "JobCompType=jobcomp/none",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_Core",
-        "ReturnToService=2",
-        "JobRequeue=1",
-        # Otherwise a requeue truncates the job's output file.
-        "JobFileAppend=1",
-        "KillWait=5",
-        "MailProg=/bin/true",
-        f"StateSaveLocation={root / 'state'}",
-        f"SlurmdSpoolDir={root / 'spool'}",
-        f"SlurmctldPidFile={root / 'slurmctld.pid'}",
-        f"SlurmdPidFile={root / 'slurmd.pid'}",
-        f"SlurmctldLogFile={root / 'slurmctld.log'}",
-        f"SlurmdLogFile={root / 'slurmd.log'}",
-        f"{_node_line()} NodeAddr=127.0.0.1 State=UNKNOWN",
-        "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
-        "",
-    ])
+    return "\n".join(
+        [
+            "ClusterName=signs-test",
+            # Pinned addresses: nothing depends on name resolution.
+            f"SlurmctldHost={host}(127.0.0.1)",
+            f"SlurmctldPort={ctld_port}",
+            f"SlurmdPort={slurmd_port}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            # cred_expire: a requeued job may only start again once its old credential expired (default 120 s).
+            f"AuthInfo=socket={munge_socket},cred_expire=10",
+            "SchedulerParameters=sched_interval=2,bf_interval=2",
+            "MpiDefault=none",
+            # No cgroups and no systemd here.
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core",
+            "ReturnToService=2",
+            "JobRequeue=1",
+            # Otherwise a requeue truncates the job's output file.
+            "JobFileAppend=1",
+            "KillWait=5",
+            "MailProg=/bin/true",
+            f"StateSaveLocation={root / 'state'}",
+            f"SlurmdSpoolDir={root / 'spool'}",
+            f"SlurmctldPidFile={root / 'slurmctld.pid'}",
+            f"SlurmdPidFile={root / 'slurmd.pid'}",
+            f"SlurmctldLogFile={root / 'slurmctld.log'}",
+            f"SlurmdLogFile={root / 'slurmd.log'}",
+            f"{_node_line()} NodeAddr=127.0.0.1 State=UNKNOWN",
+            "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -167,7 +169,9 @@ class LocalSlurm:
         for daemon in ("slurmctld", "slurmd"):
             with open(self.root / f"{daemon}.out", "wb") as log:
                 self.daemons[daemon] = subprocess.Popen(
-                    [_executable(daemon) or daemon, "-D", "-f", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
+                    [_executable(daemon) or daemon, "-D", "-f", str(self.conf)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     env=self.env,
                 )
         self._wait(lambda: self.node_state() == "IDLE", timeout, "the node to be idle")
@@ -182,11 +186,19 @@ class LocalSlurm:
         with open(self.root / "munged.out", "wb") as log:
             self.daemons["munged"] = subprocess.Popen(
                 [
-                    _executable("munged") or "munged", "--foreground", f"--socket={self.munge_socket}",
-                    f"--key-file={MUNGE_KEY}", f"--log-file={munge_dir / 'munged.log'}",
-                    f"--pid-file={munge_dir / 'munged.pid'}", f"--seed-file={munge_dir / 'munged.seed'}",
+                    _executable("munged") or "munged",
+                    "--foreground",
+                    f"--socket={self.munge_socket}",
+                    f"--key-file={MUNGE_KEY}",
+                    f"--log-file={munge_dir / 'munged.log'}",
+                    f"--pid-file={munge_dir / 'munged.pid'}",
+                    f"--seed-file={munge_dir / 'munged.seed'}",
                 ],
-                user="munge", group="munge", extra_groups=[], stdout=log, stderr=subprocess.STDOUT,
+                user="munge",
+                group="munge",
+                extra_groups=[],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait(self._munge_works, 20, "munged to answer")
 
@@ -230,7 +242,10 @@ class LocalSlurm:
     def submit(self, sbatch_arguments: list[str], env: dict[str, str] | None = None) -> int:
         """``sbatch --parsable ...`` with this cluster's environment plus ``env``; the job id."""
         result = subprocess.run(
-            ["sbatch", "--parsable", *sbatch_arguments], capture_output=True, text=True, timeout=30,
+            ["sbatch", "--parsable", *sbatch_arguments],
+            capture_output=True,
+            text=True,
+            timeout=30,
             env={**self.env, **(env or {})},
         )
         if result.returncode != 0:

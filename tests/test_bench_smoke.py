@@ -42,7 +42,20 @@ def test_smoke_benchmark_writes_every_result(tmp_path) -> None:
 
     # The re-noising scan reads a variant's checkpoint back and scores every (NFE, level) sampler.
     (checkpoint,) = (tmp_path / "work" / "logs" / "sign").rglob("last.ckpt")
-    scan = renoise_levels.main([str(checkpoint), "--max-levels", "0.1", "0.5", "--nfe", "2", "3", "--num-samples", "64",
-                                "--output", str(tmp_path / "levels.json")])
+    scan = renoise_levels.main(
+        [
+            str(checkpoint),
+            "--max-levels",
+            "0.1",
+            "0.5",
+            "--nfe",
+            "2",
+            "3",
+            "--num-samples",
+            "64",
+            "--output",
+            str(tmp_path / "levels.json"),
+        ]
+    )
     assert set(scan[str(checkpoint)]) == {"1", "2@0.1", "2@0.5", "3@0.1", "3@0.5"}
     assert json.loads((tmp_path / "levels.json").read_text())["results"] == scan

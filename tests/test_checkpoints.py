@@ -49,8 +49,12 @@ for n in range(1, 10**6):
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint_whole(tmp_path) -> None:
     path = tmp_path / "last.ckpt"
     for _ in range(5):  # a kill lands in a save nearly always (saving is all the script does); retry the rare miss
-        saver = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)], stdout=subprocess.PIPE, text=True,
-                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
+        saver = subprocess.Popen(
+            [sys.executable, "-c", SAVE_FOREVER, str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         for _ in range(3):  # three whole saves of 32 MB, then a kill during a later one
             assert saver.stdout.readline()
         time.sleep(0.01)
@@ -100,9 +104,21 @@ def test_resume_takes_the_given_model_arguments_and_the_checkpoints_for_the_rest
     config.write_text(yaml.safe_dump(settings))
 
     with caplog.at_level("INFO"):
-        cli = cli_main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
-                        "--ckpt_path", str(checkpoint), "--model.init_args.max_generator_steps", "4",
-                        "--model.init_args.teacher", str(moved)])
+        cli = cli_main(
+            [
+                "fit",
+                "--config",
+                str(config),
+                "--trainer.default_root_dir",
+                str(tmp_path / "run"),
+                "--ckpt_path",
+                str(checkpoint),
+                "--model.init_args.max_generator_steps",
+                "4",
+                "--model.init_args.teacher",
+                str(moved),
+            ]
+        )
     assert cli.model.generator_steps == 4 and counters(checkpoint)["generator_steps"] == 4
     assert cli.model.hparams.teacher == str(moved) and cli.model.teacher.source == str(moved)
     assert cli.model.losses["reg"].pairs == 16
@@ -113,10 +129,15 @@ def test_resume_takes_the_given_model_arguments_and_the_checkpoints_for_the_rest
 
 def test_saved_arguments_the_model_no_longer_takes_are_dropped_and_class_paths_compare_as_classes() -> None:
     saved = {"_class_path": "signs_lightning.modules.SIGNModule", "old_knob": 1, "ema_decay": 0.9, "teacher": "a"}
-    merged = merge_model_args(saved, {"teacher": "b"}, {"ema_decay": 0.999, "teacher": "b"},
-                              "signs_lightning.modules.sign.SIGNModule")
+    merged = merge_model_args(
+        saved, {"teacher": "b"}, {"ema_decay": 0.999, "teacher": "b"}, "signs_lightning.modules.sign.SIGNModule"
+    )
     assert merged.init_args == {"ema_decay": 0.9, "teacher": "b"}
-    assert (merged.taken, merged.replaced, merged.dropped) == ({"ema_decay": 0.9}, {"teacher": ("a", "b")}, ["old_knob"])
+    assert (merged.taken, merged.replaced, merged.dropped) == (
+        {"ema_decay": 0.9},
+        {"teacher": ("a", "b")},
+        ["old_knob"],
+    )
     assert merged.summary("x.ckpt").endswith("; ignored (no longer arguments of the model): old_knob")
     check_model_class("x.ckpt", saved, "signs_lightning.modules.sign.SIGNModule")  # one class, two import paths
     with pytest.raises(CheckpointError, match="x.ckpt was written by signs_lightning.modules.SIGNModule"):
@@ -125,12 +146,26 @@ def test_saved_arguments_the_model_no_longer_takes_are_dropped_and_class_paths_c
 
 def test_sigterm_saves_last_and_exits_143_naming_it(tiny_teacher_dir, tmp_path) -> None:
     config = write_config(tmp_path / "fit.yaml", tiny_teacher_dir, steps=1000)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests"),
-           "SIGNS_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT / "tests"),
+        "SIGNS_CACHE": str(tmp_path / "cache"),
+    }
     env.pop("SLURM_RESTART_COUNT", None)  # HoldFirstRun holds only a job's first run
-    command = [str(Path(sys.executable).parent / "signs"), "fit", "--config", str(config),
-               "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.callbacks+=slurm_hold.HoldFirstRun",
-               "--trainer.callbacks.init_args.step", "2", "--trainer.callbacks.init_args.marker_dir", str(tmp_path)]
+    command = [
+        str(Path(sys.executable).parent / "signs"),
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.callbacks+=slurm_hold.HoldFirstRun",
+        "--trainer.callbacks.init_args.step",
+        "2",
+        "--trainer.callbacks.init_args.marker_dir",
+        str(tmp_path),
+    ]
     fit = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "held-0").exists():  # held after generator step 2, waiting for a signal
@@ -144,6 +179,17 @@ def test_sigterm_saves_last_and_exits_143_naming_it(tiny_teacher_dir, tmp_path) 
     assert last_line == f"signs fit: stopped by SIGTERM; saved {last}: resume with --ckpt_path {last}"
     assert counters(last)["generator_steps"] == 2
     # Resuming into the same folder is not refused (it holds this run's checkpoints), and continues from step 2.
-    cli = cli_main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
-                    "--ckpt_path", str(last), "--model.init_args.max_generator_steps", "3"])
+    cli = cli_main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+            "--ckpt_path",
+            str(last),
+            "--model.init_args.max_generator_steps",
+            "3",
+        ]
+    )
     assert cli.model.generator_steps == 3 and counters(last)["generator_steps"] == 3

@@ -52,12 +52,16 @@ def fit_args(trained: Path, root: Path, *extra: str) -> list[str]:
     return ["fit", "--config", str(trained / "fit.yaml"), "--trainer.default_root_dir", str(root), *extra]
 
 
-@pytest.mark.parametrize("damage,expected", [
-    ("truncated", "is truncated .* the save that wrote it was interrupted; resume from another checkpoint"),
-    ("text", r"is not a PyTorch checkpoint \(it starts with b'step: 3"),
-    ("empty", r"is empty \(0 bytes\)"),
-    ("missing", "does not exist: pass the path of a .ckpt file written by `signs fit`"),
-], ids=["truncated", "text", "empty", "missing"])
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        ("truncated", "is truncated .* the save that wrote it was interrupted; resume from another checkpoint"),
+        ("text", r"is not a PyTorch checkpoint \(it starts with b'step: 3"),
+        ("empty", r"is empty \(0 bytes\)"),
+        ("missing", "does not exist: pass the path of a .ckpt file written by `signs fit`"),
+    ],
+    ids=["truncated", "text", "empty", "missing"],
+)
 def test_a_bad_checkpoint_file_is_named_in_one_line(trained, tmp_path, capsys, damage, expected) -> None:
     bad = tmp_path / "bad.ckpt"
     data = (trained / "checkpoints" / "last.ckpt").read_bytes()
@@ -72,13 +76,17 @@ def test_a_bad_checkpoint_file_is_named_in_one_line(trained, tmp_path, capsys, d
 
 def test_a_checkpoint_of_another_module_class_is_refused(trained, tiny_teacher_dir, tmp_path, capsys) -> None:
     ign_config = write_config(tmp_path / "ign.yaml", tiny_teacher_dir, model="ign", steps=1)
-    assert signs(["fit", "--config", str(ign_config), "--trainer.default_root_dir", str(tmp_path / "ign")],
-                 capsys)[0] is None
+    assert (
+        signs(["fit", "--config", str(ign_config), "--trainer.default_root_dir", str(tmp_path / "ign")], capsys)[0]
+        is None
+    )
     ign_checkpoint = tmp_path / "ign" / "checkpoints" / "last.ckpt"
     code, line, _ = signs(fit_args(trained, tmp_path / "sign", "--ckpt_path", str(ign_checkpoint)), capsys)
     assert code == 1
-    assert (f"checkpoint {ign_checkpoint} was written by signs_lightning.modules.IGNModule, but the config's model is "
-            "signs_lightning.modules.SIGNModule: resume it with the config it was trained with") in line
+    assert (
+        f"checkpoint {ign_checkpoint} was written by signs_lightning.modules.IGNModule, but the config's model is "
+        "signs_lightning.modules.SIGNModule: resume it with the config it was trained with"
+    ) in line
     assert not (tmp_path / "sign").exists()  # refused before anything was built or written
 
 
@@ -86,22 +94,29 @@ def test_validate_needs_a_checkpoint_or_an_explicit_flag(trained, tmp_path, caps
     validate = ["validate", "--config", str(trained / "fit.yaml"), "--trainer.default_root_dir", str(tmp_path)]
     code, line, _ = signs(validate, capsys)
     assert code == 1
-    assert ("without --ckpt_path, validate would evaluate the model as built, i.e. an untrained SIGNModule: pass "
-            "--ckpt_path") in line and "--allow_untrained true" in line
+    assert (
+        "without --ckpt_path, validate would evaluate the model as built, i.e. an untrained SIGNModule: pass "
+        "--ckpt_path"
+    ) in line and "--allow_untrained true" in line
     code, _, out = signs([*validate, "--allow_untrained", "true"], capsys)
     assert code is None and "Metrics of the UNTRAINED SIGNModule (no --ckpt_path):" in out
     code, _, out = signs([*validate, "--ckpt_path", str(trained / "checkpoints" / "last.ckpt")], capsys)
     assert code is None and "UNTRAINED" not in out
 
 
-@pytest.mark.parametrize("teacher,expected", [
-    ("./no_such_teacher", "teacher folder {cwd}/no_such_teacher does not exist: point model.init_args.teacher at"),
-    ("teachers/no_such_teacher", "the folder {cwd}/teachers/no_such_teacher does not exist, and no hub model"),
-    ("no_scheduler", "has no scheduler/scheduler_config.json (the noise schedule the UNet was trained with)"),
-    ("learned_variance", "predicts a learned variance (UNet out_channels 2, in_channels 1"),
-], ids=["no_folder", "no_folder_nor_hub_id", "no_scheduler", "learned_variance"])
-def test_an_error_while_the_model_is_built_is_one_line(trained, tiny_teacher_dir, tmp_path, monkeypatch, capsys,
-                                                       teacher, expected) -> None:
+@pytest.mark.parametrize(
+    "teacher,expected",
+    [
+        ("./no_such_teacher", "teacher folder {cwd}/no_such_teacher does not exist: point model.init_args.teacher at"),
+        ("teachers/no_such_teacher", "the folder {cwd}/teachers/no_such_teacher does not exist, and no hub model"),
+        ("no_scheduler", "has no scheduler/scheduler_config.json (the noise schedule the UNet was trained with)"),
+        ("learned_variance", "predicts a learned variance (UNet out_channels 2, in_channels 1"),
+    ],
+    ids=["no_folder", "no_folder_nor_hub_id", "no_scheduler", "learned_variance"],
+)
+def test_an_error_while_the_model_is_built_is_one_line(
+    trained, tiny_teacher_dir, tmp_path, monkeypatch, capsys, teacher, expected
+) -> None:
     monkeypatch.chdir(tmp_path)
     if teacher in ("no_scheduler", "learned_variance"):
         shutil.copytree(tiny_teacher_dir, tmp_path / teacher)
@@ -127,8 +142,10 @@ def test_a_fresh_fit_refuses_a_folder_that_holds_another_runs_checkpoints(traine
     shutil.copytree(trained / "checkpoints", tmp_path / "checkpoints")
     code, line, _ = signs(fit_args(trained, tmp_path), capsys)
     assert code == 1
-    assert (f"checkpoint folder {tmp_path / 'checkpoints'} already holds checkpoints of an earlier run "
-            "(epoch=0-step=3.ckpt, last.ckpt): resume that run with --ckpt_path last") in line
+    assert (
+        f"checkpoint folder {tmp_path / 'checkpoints'} already holds checkpoints of an earlier run "
+        "(epoch=0-step=3.ckpt, last.ckpt): resume that run with --ckpt_path last"
+    ) in line
     assert line.endswith("give this run another folder (trainer.default_root_dir) (SIGNS_DEBUG=1 shows the traceback)")
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch=0-step=3.ckpt", "last.ckpt"]
 

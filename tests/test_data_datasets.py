@@ -112,8 +112,14 @@ class TestCIFAR10:
         with pytest.raises(DatasetNotFoundError) as info:
             dm.setup()
         message = str(info.value)
-        for part in ("cifar-10-batches-py", "data_batch_1", "test_batch", "batches.meta", str(tmp_path / "nowhere"),
-                     "data.init_args.download: true"):
+        for part in (
+            "cifar-10-batches-py",
+            "data_batch_1",
+            "test_batch",
+            "batches.meta",
+            str(tmp_path / "nowhere"),
+            "data.init_args.download: true",
+        ):
             assert part in message
 
     def test_corrupt_batch_file_is_named(self, tree, tmp_path):
@@ -200,8 +206,13 @@ class TestCelebA64:
         with pytest.raises(DatasetNotFoundError) as info:
             CelebA64DataModule(root=str(tmp_path)).setup()
         message = str(info.value)
-        for part in ("img_align_celeba", "list_eval_partition.txt", str(tmp_path / "celeba"),
-                     "data.init_args.download: true", "gdown"):
+        for part in (
+            "img_align_celeba",
+            "list_eval_partition.txt",
+            str(tmp_path / "celeba"),
+            "data.init_args.download: true",
+            "gdown",
+        ):
             assert part in message
 
     def test_missing_listed_image_is_named(self, tmp_path):
@@ -231,8 +242,9 @@ class TestImageFolder:
     @pytest.mark.parametrize("channels", [1, 3])
     def test_mixed_sizes_and_modes(self, tmp_path, channels):
         paths = write_mixed_image_folder(tmp_path / "my_faces")
-        dm = ImageFolderDataModule(str(tmp_path / "my_faces"), image_size=16, channels=channels, batch_size=2,
-                                   val_fraction=0.25)
+        dm = ImageFolderDataModule(
+            str(tmp_path / "my_faces"), image_size=16, channels=channels, batch_size=2, val_fraction=0.25
+        )
         dm.setup()
         assert (len(dm.train_set), len(dm.val_set), len(dm.reference_set)) == (6, 2, 6)
         assert sorted(dm.train_set.paths + dm.val_set.paths) == paths  # hidden and non-image files skipped

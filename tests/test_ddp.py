@@ -26,7 +26,11 @@ def run_check(teacher: Path, out: Path, precision: str, devices: int = 2) -> dic
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(teacher), str(out), precision, str(devices)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=out,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

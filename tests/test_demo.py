@@ -12,24 +12,48 @@ from signs_lightning.demo import demo_main
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "--teacher-steps", "4", "--student-steps", "3", "--num-samples", "64", "--teacher-nfe", "1", "2",
-    "--override", "data.init_args.image_size=8", "--override", "data.init_args.batch_size=16",
-    "--override", "trainer.enable_progress_bar=false",
-    "--teacher-override", "model.init_args.image_size=8",
-    "--teacher-override", "model.init_args.block_out_channels=[8, 8]",
-    "--teacher-override", "model.init_args.sample_nfe=[2]",
-    "--sign-override", "model.init_args.reg.init_args.pairs=32",
-    "--sign-override", "model.init_args.evaluator.init_args.extractor.init_args.image_size=8",
-    "--sign-override", "model.init_args.evaluator.init_args.num_samples=32",
+    "--teacher-steps",
+    "4",
+    "--student-steps",
+    "3",
+    "--num-samples",
+    "64",
+    "--teacher-nfe",
+    "1",
+    "2",
+    "--override",
+    "data.init_args.image_size=8",
+    "--override",
+    "data.init_args.batch_size=16",
+    "--override",
+    "trainer.enable_progress_bar=false",
+    "--teacher-override",
+    "model.init_args.image_size=8",
+    "--teacher-override",
+    "model.init_args.block_out_channels=[8, 8]",
+    "--teacher-override",
+    "model.init_args.sample_nfe=[2]",
+    "--sign-override",
+    "model.init_args.reg.init_args.pairs=32",
+    "--sign-override",
+    "model.init_args.evaluator.init_args.extractor.init_args.image_size=8",
+    "--sign-override",
+    "model.init_args.evaluator.init_args.num_samples=32",
 ]
 
 
 def test_demo_runs_end_to_end_and_reuses_the_teacher(tmp_path, capsys) -> None:
     out = demo_main(["--output", str(tmp_path / "demo"), *TINY])
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ["sign/fid64_lenet8_nfe1", "sign/fid64_lenet8_nfe2", "teacher/teacher_fid64_lenet8_nfe2",
-                "sign_ffz/fid64_lenet8_nfe2", "sign/idempotence_error", "sign/reconstruction_error",
-                "sign/class_coverage_nfe1"]:
+    for key in [
+        "sign/fid64_lenet8_nfe1",
+        "sign/fid64_lenet8_nfe2",
+        "teacher/teacher_fid64_lenet8_nfe2",
+        "sign_ffz/fid64_lenet8_nfe2",
+        "sign/idempotence_error",
+        "sign/reconstruction_error",
+        "sign/class_coverage_nfe1",
+    ]:
         assert key in metrics, key
     assert metrics["sign_generator_steps"] == 3
     assert (out / "samples.png").stat().st_size > 0

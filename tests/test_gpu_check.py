@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(900)
 def test_gpu_check_runs_at_toy_sizes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), str(tmp_path), "--tiny"],
-                            capture_output=True, text=True, timeout=900, env=env)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), str(tmp_path), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     first, resumed = report["rehearsal"]

@@ -38,21 +38,54 @@ def test_a_new_term_is_one_class_and_one_entry(tiny_teacher_dir, tmp_path) -> No
 
 def test_the_same_term_from_yaml(tiny_teacher_dir, tmp_path) -> None:
     config = tmp_path / "extra.yaml"
-    config.write_text(yaml.safe_dump({"model": {"init_args": {"extra_losses": [
-        {"class_path": "test_loss_terms.MeanMatching", "init_args": {"weight": 0.5}}]}}}))
-    cli = cli_main(["--model", "signs_lightning.modules.SIGNModule", "--model.init_args.teacher", str(tiny_teacher_dir),
-                    "--data", "signs_lightning.data.EmbeddedMNISTDataModule", "--config", str(config),
-                    "--model.init_args.reg.init_args.pairs", "16", "--model.init_args.flow", "null",
-                    "--trainer.default_root_dir", str(tmp_path)], run=False)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "init_args": {
+                        "extra_losses": [{"class_path": "test_loss_terms.MeanMatching", "init_args": {"weight": 0.5}}]
+                    }
+                }
+            }
+        )
+    )
+    cli = cli_main(
+        [
+            "--model",
+            "signs_lightning.modules.SIGNModule",
+            "--model.init_args.teacher",
+            str(tiny_teacher_dir),
+            "--data",
+            "signs_lightning.data.EmbeddedMNISTDataModule",
+            "--config",
+            str(config),
+            "--model.init_args.reg.init_args.pairs",
+            "16",
+            "--model.init_args.flow",
+            "null",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ],
+        run=False,
+    )
     assert set(cli.model.losses) == {"rec", "idem", "reg", "mean"}
     assert cli.model.losses["mean"].weight == 0.5 and cli.model.losses["reg"].pairs == 16
 
 
 def test_terms_are_recorded_as_configs_and_rebuilt_from_checkpoints(tiny_teacher_dir, tmp_path) -> None:
     model = tiny_sign(tiny_teacher_dir, pairs=16, extra_losses=[MeanMatching(weight=0.5)])
-    assert model.hparams.reg == {"class_path": "signs_lightning.losses.terms.Regression", "init_args": {
-        "weight": 1.0, "pairs": 16, "sampler_steps": 2, "seed": 0, "batch_size": None, "trajectory_fraction": 0.0,
-        "cache_dir": None}}
+    assert model.hparams.reg == {
+        "class_path": "signs_lightning.losses.terms.Regression",
+        "init_args": {
+            "weight": 1.0,
+            "pairs": 16,
+            "sampler_steps": 2,
+            "seed": 0,
+            "batch_size": None,
+            "trajectory_fraction": 0.0,
+            "cache_dir": None,
+        },
+    }
     fit(model, tmp_path, steps=1)
     (checkpoint,) = tmp_path.rglob("*.ckpt")
     restored = SIGNModule.load_from_checkpoint(checkpoint)
@@ -63,8 +96,18 @@ def test_terms_are_recorded_as_configs_and_rebuilt_from_checkpoints(tiny_teacher
 def test_print_config_lists_every_term_slot() -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        cli_main(["fit", "--model", "signs_lightning.modules.SIGNModule", "--model.init_args.teacher", "t",
-                  "--data", "signs_lightning.data.EmbeddedMNISTDataModule", "--print_config"])
+        cli_main(
+            [
+                "fit",
+                "--model",
+                "signs_lightning.modules.SIGNModule",
+                "--model.init_args.teacher",
+                "t",
+                "--data",
+                "signs_lightning.data.EmbeddedMNISTDataModule",
+                "--print_config",
+            ]
+        )
     init_args = yaml.safe_load(out.getvalue())["model"]["init_args"]
     assert init_args["rec"]["class_path"] == "signs_lightning.losses.Reconstruction"
     assert init_args["flow"] is None and init_args["dmd"] is None

@@ -17,19 +17,49 @@ from signs_lightning.cli import cli_main
 from signs_lightning.losses import DistributionMatching
 from signs_lightning.modules.common import NonFiniteUpdates
 
-TINY = ["--model.class_path", "signs_lightning.modules.SIGNModule", "--model.init_args.reg.init_args.pairs", "16",
-        "--model.init_args.reg.init_args.sampler_steps", "2", "--model.init_args.sample_nfe", "[1, 2]",
-        "--data.class_path", "signs_lightning.data.EmbeddedMNISTDataModule", "--data.init_args.image_size", "8",
-        "--data.init_args.batch_size", "8", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
-        "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1"]
+TINY = [
+    "--model.class_path",
+    "signs_lightning.modules.SIGNModule",
+    "--model.init_args.reg.init_args.pairs",
+    "16",
+    "--model.init_args.reg.init_args.sampler_steps",
+    "2",
+    "--model.init_args.sample_nfe",
+    "[1, 2]",
+    "--data.class_path",
+    "signs_lightning.data.EmbeddedMNISTDataModule",
+    "--data.init_args.image_size",
+    "8",
+    "--data.init_args.batch_size",
+    "8",
+    "--trainer.logger",
+    "false",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.limit_val_batches",
+    "1",
+    "--trainer.limit_test_batches",
+    "1",
+]
 
 
 @pytest.fixture
 def trained(tiny_teacher_dir, tmp_path) -> Path:
     """A checkpoint of a 2-generator-step fit through the CLI."""
-    cli_main(["fit", *TINY, "--model.init_args.teacher", str(tiny_teacher_dir),
-              "--model.init_args.max_generator_steps", "2", "--trainer.default_root_dir", str(tmp_path / "fit"),
-              "--trainer.num_sanity_val_steps", "0"])
+    cli_main(
+        [
+            "fit",
+            *TINY,
+            "--model.init_args.teacher",
+            str(tiny_teacher_dir),
+            "--model.init_args.max_generator_steps",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp_path / "fit"),
+            "--trainer.num_sanity_val_steps",
+            "0",
+        ]
+    )
     (checkpoint,) = (tmp_path / "fit").rglob("*.ckpt")
     return checkpoint
 
@@ -37,14 +67,37 @@ def trained(tiny_teacher_dir, tmp_path) -> Path:
 def test_signs_test_scores_the_checkpoint(trained, tiny_teacher_dir, tmp_path) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        cli_main(["test", *TINY, "--model.init_args.teacher", str(tiny_teacher_dir), "--ckpt_path", str(trained),
-                  "--trainer.default_root_dir", str(tmp_path / "test")])
+        cli_main(
+            [
+                "test",
+                *TINY,
+                "--model.init_args.teacher",
+                str(tiny_teacher_dir),
+                "--ckpt_path",
+                str(trained),
+                "--trainer.default_root_dir",
+                str(tmp_path / "test"),
+            ]
+        )
     assert "test/idempotence_error" in out.getvalue() or "idempotence" in out.getvalue()
 
 
 def predict(teacher: Path, checkpoint: Path, root: Path, *extra: str) -> Path:
-    cli_main(["predict", *TINY, "--model.init_args.teacher", str(teacher), "--ckpt_path", str(checkpoint),
-              "--trainer.default_root_dir", str(root), "--model.init_args.predict_samples", "10", *extra])
+    cli_main(
+        [
+            "predict",
+            *TINY,
+            "--model.init_args.teacher",
+            str(teacher),
+            "--ckpt_path",
+            str(checkpoint),
+            "--trainer.default_root_dir",
+            str(root),
+            "--model.init_args.predict_samples",
+            "10",
+            *extra,
+        ]
+    )
     return root / "samples"
 
 
@@ -64,8 +117,9 @@ def test_signs_predict_writes_images_npz_and_grid_reproducibly(trained, tiny_tea
 
 def test_lr_schedulers_step_with_their_optimizer_updates(tiny_teacher_dir, tmp_path) -> None:
     warmup = lambda optimizer: torch.optim.lr_scheduler.LinearLR(optimizer, 0.1, 1.0, total_iters=4)  # noqa: E731
-    model = tiny_sign(tiny_teacher_dir, dmd=DistributionMatching(lr_scheduler=warmup), gen_every=2,
-                      generator_lr_scheduler=warmup)
+    model = tiny_sign(
+        tiny_teacher_dir, dmd=DistributionMatching(lr_scheduler=warmup), gen_every=2, generator_lr_scheduler=warmup
+    )
     fit(model, tmp_path, steps=2)
     # 2 generator updates and 3 fake-score updates (batches 0..2): the schedules are 2 and 3 steps into warm-up.
     generator, fake = (config.scheduler for config in model.trainer.lr_scheduler_configs)

@@ -27,7 +27,11 @@ def rehearse(workdir: Path, config: str, *args: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(ROOT / "configs" / config), *args],
-        capture_output=True, text=True, timeout=900, env=env, cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=workdir,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
@@ -71,7 +75,17 @@ def test_celeba64_teacher_and_sign_configs_fit_on_two_processes(tmp_path: Path) 
     assert {k for k in teacher["metrics"] if "fid" in k} == {"val/fid8_inception_nfe10", "val/fid8_inception_nfe50"}
     assert (tmp_path / "teacher_out" / "unet" / "config.json").is_file()
     write_tiny_teacher(tmp_path / "teacher64", image_size=64, channels=3)
-    sign = rehearse(tmp_path, "sign_celeba64.yaml", "--teacher", "teacher64", "--data-root", "data", "--steps", "2",
-                    "--fid-samples", "8")
+    sign = rehearse(
+        tmp_path,
+        "sign_celeba64.yaml",
+        "--teacher",
+        "teacher64",
+        "--data-root",
+        "data",
+        "--steps",
+        "2",
+        "--fid-samples",
+        "8",
+    )
     assert sign["generator_steps"] == 2
     assert fid_keys(sign) == {f"val/fid8_inception_nfe{k}" for k in (1, 2, 4)}

@@ -34,8 +34,20 @@ def checkpoint(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("fit")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SIGNS_CACHE", str(root / "cache"))
-        cli_main(["fit", *TINY, "--model.init_args.teacher", str(tiny_teacher_dir), "--trainer.default_root_dir",
-                  str(root), "--model.init_args.max_generator_steps", "2", "--trainer.num_sanity_val_steps", "0"])
+        cli_main(
+            [
+                "fit",
+                *TINY,
+                "--model.init_args.teacher",
+                str(tiny_teacher_dir),
+                "--trainer.default_root_dir",
+                str(root),
+                "--model.init_args.max_generator_steps",
+                "2",
+                "--trainer.num_sanity_val_steps",
+                "0",
+            ]
+        )
     (path,) = root.rglob("*.ckpt")
     return path
 
@@ -81,7 +93,9 @@ def sample(model: str | Path, out: Path, *args: str) -> np.ndarray:
 
 
 # -- signs sample --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", [["--nfe", "1"], ["--nfe", "3"], ["--nfe", "2", "--repeat"]], ids=["1nfe", "3nfe", "ffz"])
+@pytest.mark.parametrize(
+    "mode", [["--nfe", "1"], ["--nfe", "3"], ["--nfe", "2", "--repeat"]], ids=["1nfe", "3nfe", "ffz"]
+)
 def test_sample_repeats_for_a_seed_whatever_the_batch_and_differs_across_seeds(checkpoint, tmp_path, mode) -> None:
     first = sample(checkpoint, tmp_path / "a", "--seed", "3", "--batch-size", "2", *mode)
     again = sample(checkpoint, tmp_path / "b", "--seed", "3", "--batch-size", "5", *mode)
@@ -100,7 +114,9 @@ def test_sample_i_is_the_module_sample_of_noise_seed_i(checkpoint, model, tmp_pa
 
 
 def test_an_exported_folder_samples_what_its_checkpoint_does(checkpoint, exported, tmp_path) -> None:
-    assert np.array_equal(sample(exported, tmp_path / "e", "--nfe", "2"), sample(checkpoint, tmp_path / "c", "--nfe", "2"))
+    assert np.array_equal(
+        sample(exported, tmp_path / "e", "--nfe", "2"), sample(checkpoint, tmp_path / "c", "--nfe", "2")
+    )
 
 
 def test_bf16_sampling_stays_close_to_float32(exported, tmp_path) -> None:
@@ -118,8 +134,25 @@ def test_sample_refuses_a_folder_with_earlier_samples(checkpoint, tmp_path, caps
 def test_two_processes_sample_the_images_of_one(checkpoint, tmp_path) -> None:
     # Lightning's DDP launcher re-executes sys.argv for rank 1: the command runs as its own process.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "signs_lightning.cli", "sample", str(checkpoint), "--output", str(tmp_path / "ddp"),
-               "--num-samples", "5", "--nfe", "2", "--batch-size", "2", "--devices", "2", "--accelerator", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "signs_lightning.cli",
+        "sample",
+        str(checkpoint),
+        "--output",
+        str(tmp_path / "ddp"),
+        "--num-samples",
+        "5",
+        "--nfe",
+        "2",
+        "--batch-size",
+        "2",
+        "--devices",
+        "2",
+        "--accelerator",
+        "cpu",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     with np.load(tmp_path / "ddp" / "samples.npz") as data:
@@ -156,11 +189,16 @@ def test_project_at_strength_zero_is_f_of_the_image(checkpoint, model, digits, t
         assert np.array_equal(pixels(out / path.name), expected)
 
 
-@pytest.mark.parametrize("task", [["inpaint", "--box", "0,0,4,8"], ["denoise", "--sigma", "0.3", "--add-noise"],
-                                  ["project", "--strength", "0.5"]], ids=lambda task: task[0])
+@pytest.mark.parametrize(
+    "task",
+    [["inpaint", "--box", "0,0,4,8"], ["denoise", "--sigma", "0.3", "--add-noise"], ["project", "--strength", "0.5"]],
+    ids=lambda task: task[0],
+)
 def test_edits_repeat_for_a_seed_and_differ_across_seeds(checkpoint, digits, tmp_path, task) -> None:
     def run(name: str, seed: str, batch: str) -> list[np.ndarray]:
-        out = edit(task[0], checkpoint, digits, tmp_path / name, *task[1:], "--nfe", "2", "--seed", seed, "--batch-size", batch)
+        out = edit(
+            task[0], checkpoint, digits, tmp_path / name, *task[1:], "--nfe", "2", "--seed", seed, "--batch-size", batch
+        )
         return [pixels(out / path.name) for path in sorted(digits.iterdir())]
 
     first, again, other = run("a", "0", "1"), run("b", "0", "3"), run("c", "1", "1")
@@ -177,7 +215,10 @@ def test_other_sizes_and_colour_are_converted_with_a_notice(checkpoint, tmp_path
     printed = capsys.readouterr().out
     assert "red16.png: RGB converted to greyscale; 16x16 resized to 8x8" in printed
     assert "wide.png: 10x8 resized and centre-cropped to 8x8" in printed
-    assert Image.open(tmp_path / "out" / "red16.png").size == (8, 8) and Image.open(tmp_path / "out" / "red16.png").mode == "L"
+    assert (
+        Image.open(tmp_path / "out" / "red16.png").size == (8, 8)
+        and Image.open(tmp_path / "out" / "red16.png").mode == "L"
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,7 +236,12 @@ def test_other_sizes_and_colour_are_converted_with_a_notice(checkpoint, tmp_path
 def test_bad_inputs_are_refused_in_one_line(checkpoint, digits, tmp_path, capsys, args, message) -> None:
     Image.fromarray(np.zeros((8, 10), dtype=np.uint8)).save(tmp_path / "wide.png")
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "black.png")
-    paths = {"WIDE": tmp_path / "wide.png", "DIGITS": digits, "BLACK": tmp_path / "black.png", "MISSING": tmp_path / "nope"}
+    paths = {
+        "WIDE": tmp_path / "wide.png",
+        "DIGITS": digits,
+        "BLACK": tmp_path / "black.png",
+        "MISSING": tmp_path / "nope",
+    }
     args = [str(paths.get(arg, arg)) for arg in args]
     with pytest.raises(SystemExit) as exit_info:
         main(["edit", args[0], str(checkpoint), *args[1:], "--output", str(tmp_path / "out")])
@@ -204,8 +250,10 @@ def test_bad_inputs_are_refused_in_one_line(checkpoint, digits, tmp_path, capsys
 
 
 def test_a_missing_or_wrong_model_is_refused_in_one_line(tmp_path, tiny_teacher_dir, capsys) -> None:
-    for model, message in [(tmp_path / "none.ckpt", "does not exist: pass a checkpoint"),
-                           (tiny_teacher_dir / "unet", "is a folder without model_index.json")]:
+    for model, message in [
+        (tmp_path / "none.ckpt", "does not exist: pass a checkpoint"),
+        (tiny_teacher_dir / "unet", "is a folder without model_index.json"),
+    ]:
         with pytest.raises(SystemExit):
             main(["sample", str(model), "--output", str(tmp_path / "out")])
         assert message in capsys.readouterr().err
@@ -221,10 +269,14 @@ def test_exported_pipeline_samples_equal_the_module_s(model, exported, nfe) -> N
     pipe = SIGNPipeline.from_pretrained(str(exported))
     generator = torch.Generator().manual_seed(0)
     expected = model.sample(torch.randn((3, 1, 8, 8), generator=generator), nfe, generator)
-    images = pipe(batch_size=3, num_inference_steps=nfe, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    images = pipe(
+        batch_size=3, num_inference_steps=nfe, generator=torch.Generator().manual_seed(0), output_type="pt"
+    ).images
     assert torch.equal(images, as_pipeline_output(expected))
     # One generator per image: an image does not depend on the batch it is in.
-    per_image = pipe(batch_size=2, num_inference_steps=nfe, generator=[seeded_generator(0, i) for i in (5, 6)], output_type="pt")
+    per_image = pipe(
+        batch_size=2, num_inference_steps=nfe, generator=[seeded_generator(0, i) for i in (5, 6)], output_type="pt"
+    )
     alone = pipe(batch_size=1, num_inference_steps=nfe, generator=[seeded_generator(0, 6)], output_type="pt")
     torch.testing.assert_close(per_image.images[1:], alone.images, rtol=0, atol=1e-6)
 
@@ -237,7 +289,9 @@ def test_plain_diffusers_loads_the_folder_with_its_own_pipeline_file(model, expo
     assert type(pipe).__name__ == "SIGNPipeline" and type(pipe).__module__.startswith("diffusers_modules")
     generator = torch.Generator().manual_seed(1)
     expected = model.sample(torch.randn((2, 1, 8, 8), generator=generator), 2, generator)
-    images = pipe(batch_size=2, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="np").images
+    images = pipe(
+        batch_size=2, num_inference_steps=2, generator=torch.Generator().manual_seed(1), output_type="np"
+    ).images
     assert np.array_equal(images, as_pipeline_output(expected).permute(0, 2, 3, 1).numpy())
     assert pipe(num_inference_steps=1).images[0].size == (8, 8)
 
@@ -278,7 +332,9 @@ def test_colorize_keeps_the_luma_and_matches_the_pipeline(tmp_path, capsys) -> N
     grey = (torch.rand((2, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1).expand(-1, 3, -1, -1)
     levels = module.renoise_timesteps(2)
     with torch.no_grad():
-        coloured = editing.colorize(module.sampling_network, grey, module.schedule, 0.5, levels, [seeded_generator(0, i) for i in range(2)])
+        coloured = editing.colorize(
+            module.sampling_network, grey, module.schedule, 0.5, levels, [seeded_generator(0, i) for i in range(2)]
+        )
     torch.testing.assert_close(editing.luma(coloured), editing.luma(grey), rtol=0, atol=1e-6)
     output = pipe.colorize(grey, 0.5, 2, [seeded_generator(0, i) for i in range(2)], "pt")
     assert torch.equal(output.images, as_pipeline_output(coloured))
@@ -293,7 +349,9 @@ def test_colorize_keeps_the_luma_and_matches_the_pipeline(tmp_path, capsys) -> N
     assert Image.open(tmp_path / "out" / "grey.png").mode == "RGB"
 
 
-def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(checkpoint, tmp_path, capsys, monkeypatch) -> None:
+def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
+    checkpoint, tmp_path, capsys, monkeypatch
+) -> None:
     import signs_lightning.commands.export as export
 
     (tmp_path / "used").mkdir()

@@ -34,8 +34,11 @@ def tiny_sign(
     settings = dict(
         flow=Flow(intervals=4) if flow is True else flow or None,
         dmd=DistributionMatching() if dmd is True else dmd or None,
-        reg=Regression(pairs=pairs, sampler_steps=sampler_steps, trajectory_fraction=trajectory_fraction,
-                       cache_dir=cache_dir) if reg else None,
+        reg=Regression(
+            pairs=pairs, sampler_steps=sampler_steps, trajectory_fraction=trajectory_fraction, cache_dir=cache_dir
+        )
+        if reg
+        else None,
         ema_decay=0.9,
         sample_nfe=[1, 2],
     )
@@ -67,7 +70,11 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_dir, tmp_path) -> None:
     L.seed_everything(0)
     model = tiny_sign(tiny_teacher_dir, **ALL_TERMS)
-    teacher_before, student_before, fake_before = snapshot(model.teacher), snapshot(model.student), snapshot(model.losses["dmd"].fake_score)
+    teacher_before, student_before, fake_before = (
+        snapshot(model.teacher),
+        snapshot(model.student),
+        snapshot(model.losses["dmd"].fake_score),
+    )
     trainer = fit(model, tmp_path, steps=3, enable_checkpointing=False)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), f"teacher weight {key} changed"
@@ -77,8 +84,16 @@ def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_di
     # Lightning's global_step counts both optimizers' steps; the module's own counter counts generator steps.
     assert trainer.global_step == 6
     logged = set(trainer.callback_metrics)
-    for key in ["train/loss_rec", "train/loss_idem", "train/loss_flow", "train/loss_dmd", "train/loss_reg",
-                "train/loss_denoise", "diag/idempotence_error", "diag/reconstruction_error"]:
+    for key in [
+        "train/loss_rec",
+        "train/loss_idem",
+        "train/loss_flow",
+        "train/loss_dmd",
+        "train/loss_reg",
+        "train/loss_denoise",
+        "diag/idempotence_error",
+        "diag/reconstruction_error",
+    ]:
         assert key in logged, key
 
 
@@ -87,7 +102,9 @@ def test_teacher_is_excluded_from_optimizers(tiny_teacher_dir) -> None:
     optimizers = [config["optimizer"] for config in model.configure_optimizers()]
     optimised = {id(p) for opt in optimizers for group in opt.param_groups for p in group["params"]}
     assert not optimised & {id(p) for p in model.teacher.parameters()}
-    assert optimised == {id(p) for p in model.student.parameters()} | {id(p) for p in model.losses["dmd"].fake_score.parameters()}
+    assert optimised == {id(p) for p in model.student.parameters()} | {
+        id(p) for p in model.losses["dmd"].fake_score.parameters()
+    }
 
 
 def test_zero_weight_skips_the_term_and_the_fake_score(tiny_teacher_dir, tmp_path, monkeypatch) -> None:
@@ -136,7 +153,9 @@ def test_checkpoint_holds_no_teacher_and_resume_continues(tiny_teacher_dir, tmp_
 
 
 @pytest.mark.parametrize("callback", [LightningModelCheckpoint, ModelCheckpoint])
-def test_last_checkpoint_holds_the_final_model_when_the_fit_stops_between_saves(tiny_teacher_dir, tmp_path, callback) -> None:
+def test_last_checkpoint_holds_the_final_model_when_the_fit_stops_between_saves(
+    tiny_teacher_dir, tmp_path, callback
+) -> None:
     model = tiny_sign(tiny_teacher_dir)
     root = tmp_path / callback.__module__
     fit(model, root, steps=3, callbacks=[callback(dirpath=root, save_last=True, every_n_train_steps=2)])
@@ -159,7 +178,9 @@ def test_resume_refuses_a_different_teacher(tiny_teacher_dir, tmp_path) -> None:
 
 def test_data_and_teacher_geometry_mismatch_is_a_clear_error(tiny_teacher_dir, tmp_path) -> None:
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    with pytest.raises(ValueError, match=r"serves 1x16x16 images but the teacher .* expects 1x8x8: set data.init_args.image_size: 8"):
+    with pytest.raises(
+        ValueError, match=r"serves 1x16x16 images but the teacher .* expects 1x8x8: set data.init_args.image_size: 8"
+    ):
         trainer.fit(tiny_sign(tiny_teacher_dir), EmbeddedMNISTDataModule(image_size=16, batch_size=8))
 
 
@@ -168,7 +189,9 @@ def test_teacher_pairs_are_generated_once_and_reused(tiny_teacher_dir, tmp_path,
     pairs = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=2, seed=1, cache_dir=tmp_path)
     torch.testing.assert_close(pairs.y, teacher.ddim_sample(pairs.z, 2))
     assert pairs.trajectory is None
-    with_path = teacher_pairs.load_or_generate_pairs(teacher, count=6, steps=3, seed=1, cache_dir=tmp_path, trajectory=True)
+    with_path = teacher_pairs.load_or_generate_pairs(
+        teacher, count=6, steps=3, seed=1, cache_dir=tmp_path, trajectory=True
+    )
     # The two partly-noised states of each DDIM-3 path, in order, then its end point.
     assert with_path.trajectory.shape == (6, 2, 1, 8, 8)
     expected = list(teacher.ddim_trajectory(with_path.z, 3))
@@ -181,12 +204,16 @@ def test_teacher_pairs_are_generated_once_and_reused(tiny_teacher_dir, tmp_path,
     assert torch.equal(with_path.trajectory, again.trajectory)
     # Another setting is another file.
     assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path) != teacher_pairs.pairs_path(teacher, 6, 2, 1, tmp_path)
-    assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path, trajectory=True) != teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path)
+    assert teacher_pairs.pairs_path(teacher, 6, 3, 1, tmp_path, trajectory=True) != teacher_pairs.pairs_path(
+        teacher, 6, 3, 1, tmp_path
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
 def test_trajectory_regression_feeds_path_states_with_their_endpoint(tiny_teacher_dir, tmp_path, fraction) -> None:
-    model = tiny_sign(tiny_teacher_dir, pairs=16, sampler_steps=3, trajectory_fraction=fraction, cache_dir=str(tmp_path))
+    model = tiny_sign(
+        tiny_teacher_dir, pairs=16, sampler_steps=3, trajectory_fraction=fraction, cache_dir=str(tmp_path)
+    )
     fit(model, tmp_path, steps=1, enable_checkpointing=False)
     term = model.losses["reg"]
     pairs = term.cached

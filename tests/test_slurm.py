@@ -79,9 +79,13 @@ def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
                 "teacher": str(teacher),
                 "flow": {"class_path": "signs_lightning.losses.Flow", "init_args": {"intervals": 4}},
                 "dmd": {"class_path": "signs_lightning.losses.DistributionMatching"},
-                "reg": {"class_path": "signs_lightning.losses.Regression",
-                        "init_args": {"pairs": 16, "sampler_steps": 2, "cache_dir": str(folder / "cache")}},
-                "max_generator_steps": MAX_GENERATOR_STEPS, "ema_decay": 0.9, "sample_nfe": [1],
+                "reg": {
+                    "class_path": "signs_lightning.losses.Regression",
+                    "init_args": {"pairs": 16, "sampler_steps": 2, "cache_dir": str(folder / "cache")},
+                },
+                "max_generator_steps": MAX_GENERATOR_STEPS,
+                "ema_decay": 0.9,
+                "sample_nfe": [1],
             },
         },
         "data": {
@@ -98,8 +102,15 @@ def submit(slurm: LocalSlurm, folder: Path, config: Path, name: str) -> int:
     """The launch template as a user submits it, with a CPU allocation of 2 tasks instead of GPUs."""
     return slurm.submit(
         [
-            f"--job-name={name}", "--ntasks-per-node=2", "--gpus-per-node=0", "--cpus-per-task=1", "--time=15",
-            f"--output={folder}/job-%j.out", f"--chdir={folder}", str(TEMPLATE), str(config),
+            f"--job-name={name}",
+            "--ntasks-per-node=2",
+            "--gpus-per-node=0",
+            "--cpus-per-task=1",
+            "--time=15",
+            f"--output={folder}/job-%j.out",
+            f"--chdir={folder}",
+            str(TEMPLATE),
+            str(config),
         ],
         env={
             # The job's `signs` and Python are this test's; slurm_hold (the test callback) is importable.
@@ -129,7 +140,11 @@ def counters(checkpoint: Path) -> dict[str, int]:
     ids=["scontrol-requeue", "sigusr1-auto-requeue"],
 )
 def test_interrupted_job_requeues_and_resumes_to_the_end(
-    slurm: LocalSlurm, tiny_teacher_dir: Path, tmp_path: Path, interrupt: list[str], resumable: set[str],
+    slurm: LocalSlurm,
+    tiny_teacher_dir: Path,
+    tmp_path: Path,
+    interrupt: list[str],
+    resumable: set[str],
     resumed_at: set[int],
 ) -> None:
     markers = tmp_path / "markers"
@@ -174,8 +189,11 @@ def test_interrupted_job_requeues_and_resumes_to_the_end(
 def test_ckpt_path_last_takes_the_newest_of_last_and_hpc_checkpoints(tmp_path: Path) -> None:
     # The template's layout: logger files and ModelCheckpoint's checkpoints/ in the run folder itself.
     trainer = L.Trainer(
-        accelerator="cpu", default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path, name="", version=""),
-        callbacks=[ModelCheckpoint(save_last=True)], enable_progress_bar=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=TensorBoardLogger(tmp_path, name="", version=""),
+        callbacks=[ModelCheckpoint(save_last=True)],
+        enable_progress_bar=False,
     )
     with pytest.warns(UserWarning, match="starting from scratch"):
         assert resolve_ckpt_path("last", trainer) is None

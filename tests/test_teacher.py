@@ -47,7 +47,9 @@ class TestTeacherOverConfigs:
         torch.testing.assert_close(eps[1:-1], noise[1:-1], atol=2e-3, rtol=0)
 
     @pytest.mark.parametrize("num_steps", [1, 4, 10])
-    def test_ddim_step_matches_diffusers(self, prediction_type: str, beta_schedule: str, num_steps: int, tmp_path) -> None:
+    def test_ddim_step_matches_diffusers(
+        self, prediction_type: str, beta_schedule: str, num_steps: int, tmp_path
+    ) -> None:
         teacher = load_teacher(write_tiny_teacher(tmp_path / "t", prediction_type, beta_schedule))
         reference = DDIMScheduler.from_config(
             DDIMScheduler.load_config(tmp_path / "t", subfolder="scheduler"),
@@ -72,8 +74,9 @@ class TestTeacherOverConfigs:
             states.append(expected)
         torch.testing.assert_close(teacher.ddim_sample(x, num_steps), expected, atol=1e-4, rtol=1e-4)
         # The trajectory is the scheduler's own sequence of states, ending at the sample.
-        torch.testing.assert_close(torch.stack(list(teacher.ddim_trajectory(x, num_steps))), torch.stack(states),
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.stack(list(teacher.ddim_trajectory(x, num_steps))), torch.stack(states), atol=1e-4, rtol=1e-4
+        )
 
     def test_frozen_and_reproducible(self, prediction_type: str, beta_schedule: str, tmp_path) -> None:
         teacher = load_teacher(write_tiny_teacher(tmp_path / "t", prediction_type, beta_schedule))
@@ -143,10 +146,13 @@ def test_folder_without_scheduler_config_says_which_file(tmp_path, tiny_teacher_
         load_teacher(folder)
 
 
-@pytest.mark.parametrize("config,changes", [
-    ("unet/config.json", {"out_channels": 2}),
-    ("scheduler/scheduler_config.json", {"variance_type": "learned_range"}),
-])
+@pytest.mark.parametrize(
+    "config,changes",
+    [
+        ("unet/config.json", {"out_channels": 2}),
+        ("scheduler/scheduler_config.json", {"variance_type": "learned_range"}),
+    ],
+)
 def test_learned_variance_teacher_is_refused(tmp_path, tiny_teacher_dir, config, changes) -> None:
     refusal = "predicts a learned variance .*choose a teacher trained with a fixed variance"
     with pytest.raises(ValueError, match=refusal):

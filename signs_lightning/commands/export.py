@@ -71,8 +71,10 @@ def main(argv: list[str]) -> None:
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"signs export: {out} (diffusers folder with pipeline.py, samples.png, README.md); it reproduces the "
-          "checkpoint's samples at 1 and 2 NFE")
+    print(
+        f"signs export: {out} (diffusers folder with pipeline.py, samples.png, README.md); it reproduces the "
+        "checkpoint's samples at 1 and 2 NFE"
+    )
     if args.push_to_hub:
         push(out, args.push_to_hub, args.private)
 

@@ -57,7 +57,9 @@ def output_names(paths: list[Path]) -> list[str]:
     names = [path.stem for path in paths]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
-        raise SignsError(f"several inputs are named {', '.join(clashes)} (different folders or extensions): rename them")
+        raise SignsError(
+            f"several inputs are named {', '.join(clashes)} (different folders or extensions): rename them"
+        )
     return names
 
 

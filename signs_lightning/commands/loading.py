@@ -40,7 +40,9 @@ def load_generator(source: str, teacher: str | None = None) -> GeneratorModule:
     hparams = read_checkpoint(path, weights_only=True, mmap=True).get("hyper_parameters") or {}
     module_class = generator_class(path, hparams)
     try:
-        module = module_class.load_from_checkpoint(path, map_location="cpu", **({"teacher": teacher} if teacher else {}))
+        module = module_class.load_from_checkpoint(
+            path, map_location="cpu", **({"teacher": teacher} if teacher else {})
+        )
     except FileNotFoundError as error:
         if teacher is not None or "teacher" not in hparams:
             raise

@@ -31,8 +31,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("model", help="a checkpoint (.ckpt) written by `signs fit`, or a folder `signs export` wrote")
     parser.add_argument("--output", "-o", required=True, help="folder for the PNGs, samples.npz and grid.png")
     parser.add_argument("--num-samples", "-n", type=int, default=64, help="how many images (default 64)")
-    parser.add_argument("--nfe", type=int, default=1, help="network evaluations per image: 1 = f(z), K > 1 = f(z) "
-                        "re-noised and projected K-1 times (default 1)")
+    parser.add_argument(
+        "--nfe",
+        type=int,
+        default=1,
+        help="network evaluations per image: 1 = f(z), K > 1 = f(z) re-noised and projected K-1 times (default 1)",
+    )
     parser.add_argument("--repeat", action="store_true", help="f^NFE(z) instead: f applied NFE times, no re-noising")
     parser.add_argument("--seed", type=int, default=0, help="image i depends on (seed, i) only (default 0)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass and device (default 64)")

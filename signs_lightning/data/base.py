@@ -82,11 +82,15 @@ class ImageDataModule(L.LightningDataModule):
         model = trainer.lightning_module if trainer is not None else None
         # The model's recorded seed when it has one: a resumed run keeps its data order whatever seed it was given.
         seed = getattr(model, "seed", None)
-        sampler = ResumableSampler(self.train_set, num_replicas=world, rank=rank, seed=run_seed() if seed is None else seed)
+        sampler = ResumableSampler(
+            self.train_set, num_replicas=world, rank=rank, seed=run_seed() if seed is None else seed
+        )
         batches_per_epoch = len(sampler) // self.batch_size
         if trainer is not None:
             limit = trainer.limit_train_batches
-            batches_per_epoch = int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
+            batches_per_epoch = (
+                int(batches_per_epoch * limit) if isinstance(limit, float) else min(batches_per_epoch, limit)
+            )
         done = getattr(model, "global_batches", 0)
         if done and batches_per_epoch:
             sampler.skip_next((done % batches_per_epoch) * self.batch_size)

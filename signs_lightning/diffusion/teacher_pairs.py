@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy
-from signs_lightning.randomness import seeded_generator
+from signs_lightning.randomness import PAIRS_STREAM, seeded_generator
 
 # Bumped whenever the same (teacher, sampler, count, seed) would produce different pairs: old caches are not reused.
-FORMAT = "v2"
+FORMAT = "v3"
 
 
 class TeacherPairs(NamedTuple):
@@ -40,7 +40,12 @@ class TeacherPairs(NamedTuple):
 
 
 def pairs_path(
-    teacher: ScoreModel, count: int, steps: int, seed: int, cache_dir: str | os.PathLike | None, trajectory: bool = False
+    teacher: ScoreModel,
+    count: int,
+    steps: int,
+    seed: int,
+    cache_dir: str | os.PathLike | None,
+    trajectory: bool = False,
 ) -> Path:
     """Cache file keyed by teacher fingerprint, sampler, steps, count, seed and whether it holds trajectories."""
     suffix = "-traj" if trajectory else ""
@@ -50,7 +55,9 @@ def pairs_path(
 
 def pair_noise(seed: int, indices: Sequence[int], image_shape: Sequence[int]) -> Tensor:
     """The starting noise (len(indices), C, H, W) of the given pairs; pair i's depends on (seed, i) only."""
-    return torch.stack([torch.randn(tuple(image_shape), generator=seeded_generator(seed, i)) for i in indices])
+    return torch.stack(
+        [torch.randn(tuple(image_shape), generator=seeded_generator(PAIRS_STREAM, seed, i)) for i in indices]
+    )
 
 
 @torch.no_grad()
@@ -78,7 +85,9 @@ def generate_pairs(
             states.append(torch.stack(path, dim=1) if path else y.new_empty(y.shape[0], 0, *y.shape[1:]))
     empty = z.new_empty(0, *z.shape[1:])
     y_all = torch.cat(ys) if ys else empty
-    path_all = (torch.cat(states) if states else empty.new_empty(0, max(steps - 1, 0), *z.shape[1:])) if trajectory else None
+    path_all = (
+        (torch.cat(states) if states else empty.new_empty(0, max(steps - 1, 0), *z.shape[1:])) if trajectory else None
+    )
     return TeacherPairs(z, y_all, path_all)
 
 
@@ -133,8 +142,14 @@ def load_or_generate_pairs(
             return strategy.broadcast(loaded, src=0)
         start = time.perf_counter()
         share = generate_pairs(
-            teacher, count, steps, seed, trajectory, batch_size,
-            indices=range(strategy.global_rank, count, strategy.world_size), progress=rank_zero,
+            teacher,
+            count,
+            steps,
+            seed,
+            trajectory,
+            batch_size,
+            indices=range(strategy.global_rank, count, strategy.world_size),
+            progress=rank_zero,
         )
         pairs = TeacherPairs(
             gather_interleaved(share.z, count, strategy),
@@ -144,6 +159,8 @@ def load_or_generate_pairs(
         if rank_zero:
             atomic_torch_save(pairs._asdict(), path)
             device = next(teacher.parameters()).device
-            rank_zero_info(f"teacher pairs: {count} DDIM-{steps} pairs made on {device} by {strategy.world_size} rank(s) in "
-                     f"{time.perf_counter() - start:.1f} s, cached in {path}")
+            rank_zero_info(
+                f"teacher pairs: {count} DDIM-{steps} pairs made on {device} by {strategy.world_size} rank(s) in "
+                f"{time.perf_counter() - start:.1f} s, cached in {path}"
+            )
     return pairs

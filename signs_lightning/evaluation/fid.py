@@ -19,7 +19,7 @@ from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3F
 from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
 from signs_lightning.evaluation.strategy import EvalStrategy
-from signs_lightning.randomness import seeded_generator
+from signs_lightning.randomness import FID_STREAM, seeded_generator
 
 # sample_fn(noise, nfe, generator) -> images: a generator's sampler; its re-noising draws come from ``generator``.
 SampleFn = Callable[[Tensor, int, torch.Generator], Tensor]
@@ -41,7 +41,7 @@ def count_tag(num_samples: int) -> str:
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
     """The CPU generator of chunk ``chunk``: its noise, then its re-noising draws, depend on (seed, chunk) only, so
     the same samples come out whatever the device or the number of ranks."""
-    return seeded_generator(seed, chunk)
+    return seeded_generator(FID_STREAM, seed, chunk)
 
 
 def load_reference_npz(path: Path) -> Gaussian:
@@ -237,8 +237,12 @@ class FIDEvaluator(nn.Module):
         metric = fid_metric(self.extractor, self.reference, strategy)
         class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=device)
         chunks = list(self._my_chunks(strategy))
-        for chunk, size in tqdm(chunks, desc=f"FID {self.count_tag} samples", leave=False,
-                                disable=strategy.global_rank != 0 or len(chunks) < 2):
+        for chunk, size in tqdm(
+            chunks,
+            desc=f"FID {self.count_tag} samples",
+            leave=False,
+            disable=strategy.global_rank != 0 or len(chunks) < 2,
+        ):
             generator = chunk_generator(self.seed, chunk)
             noise = torch.randn((size, *image_shape), generator=generator).to(device)
             samples = sample_fn(noise, generator)

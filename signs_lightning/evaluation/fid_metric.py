@@ -65,7 +65,9 @@ def all_reduce_sync(strategy: EvalStrategy) -> Callable[..., list[Tensor]]:
     return sync
 
 
-def fid_metric(extractor: FeatureExtractor, reference: Gaussian | None, strategy: EvalStrategy) -> FrechetInceptionDistance:
+def fid_metric(
+    extractor: FeatureExtractor, reference: Gaussian | None, strategy: EvalStrategy
+) -> FrechetInceptionDistance:
     """A fresh metric on ``strategy.root_device`` whose real-feature state holds ``reference`` on rank 0 only.
 
     ``reference`` is needed on global rank 0 and ignored elsewhere. Add generated images with

@@ -99,7 +99,9 @@ class LossTerm(nn.Module):
         """(name, parameters, optimizer factory, LR-scheduler factory) of networks this term trains itself."""
         return []
 
-    def auxiliary_update(self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+    def auxiliary_update(
+        self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]
+    ) -> dict[str, Tensor]:
         """Every batch, after the generator's (possibly skipped) update: train this term's own networks.
         ``f_z`` is sg[f(z)] when the generator stepped this batch, else None. Returns values to log."""
         return {}
@@ -107,8 +109,10 @@ class LossTerm(nn.Module):
     def config(self) -> dict[str, Any]:
         """``{"class_path", "init_args"}`` that rebuilds this term (what checkpoints record)."""
         parameters = list(inspect.signature(type(self).__init__).parameters)[1:]
-        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}",
-                "init_args": {name: getattr(self, name) for name in parameters}}
+        return {
+            "class_path": f"{type(self).__module__}.{type(self).__qualname__}",
+            "init_args": {name: getattr(self, name) for name in parameters},
+        }
 
 
 def build_term(spec: LossTerm | dict[str, Any] | None) -> LossTerm | None:
@@ -212,8 +216,13 @@ class Regression(LossTerm):
     def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
         if self.cached is None:
             self.cached = load_or_generate_pairs(
-                module.teacher, self.pairs, self.sampler_steps, self.seed, self.cache_dir,
-                trajectory=self.trajectory_fraction > 0, strategy=strategy,
+                module.teacher,
+                self.pairs,
+                self.sampler_steps,
+                self.seed,
+                self.cache_dir,
+                trajectory=self.trajectory_fraction > 0,
+                strategy=strategy,
             )
 
     def inputs(self, step: Step) -> dict[str, Tensor]:
@@ -273,7 +282,9 @@ class DistributionMatching(LossTerm):
         optimizer = self.optimizer or functools.partial(torch.optim.AdamW, lr=1e-3)
         return [("fake_score", self.fake_score.parameters(), optimizer, self.lr_scheduler)]
 
-    def auxiliary_update(self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
+    def auxiliary_update(
+        self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]
+    ) -> dict[str, Tensor]:
         if f_z is None:
             with torch.no_grad():
                 f_z = module.student(z)

@@ -183,7 +183,9 @@ class GeneratorModule(L.LightningModule):
         self.consecutive_skips = 0
         if self.gradient_clip_norm is not None:
             if tools is None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm"
+                )
             else:
                 tools.clip(optimizer, self.gradient_clip_norm)
         optimizer.step()
@@ -211,7 +213,9 @@ class GeneratorModule(L.LightningModule):
         self.consecutive_skips += 1
         if self.consecutive_skips >= self.max_consecutive_skips:
             callback = self.trainer.checkpoint_callback if self._trainer is not None else None
-            last = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "") or "none written"
+            last = (
+                getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "") or "none written"
+            )
             raise NonFiniteUpdates(
                 f"{self.consecutive_skips} updates in a row had a non-finite gradient ({name} at generator step "
                 f"{self.generator_steps}); last good checkpoint: {last}. Lower the learning rate or check the data, "
@@ -299,7 +303,9 @@ class GeneratorModule(L.LightningModule):
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(batch_idx * max(1, self.trainer.world_size) + self.global_rank)
             metrics = self.diagnostics(x)
-        self.log_dict({k.replace("diag/", f"{prefix}/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0])
+        self.log_dict(
+            {k.replace("diag/", f"{prefix}/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0]
+        )
 
     def on_validation_epoch_end(self) -> None:
         # The sanity check only proves the loop runs; a full FID there would double the first validation's cost.
@@ -318,7 +324,10 @@ class GeneratorModule(L.LightningModule):
         if self.teacher is not None:
             metrics.update(
                 self.evaluator.evaluate_teacher(
-                    self.teacher.ddim_sample, self.image_shape, strategy, prefix=prefix,
+                    self.teacher.ddim_sample,
+                    self.image_shape,
+                    strategy,
+                    prefix=prefix,
                     teacher_key=self.teacher.fingerprint(),
                 )
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 from typing import Any
 
 import torch
@@ -30,8 +31,10 @@ from signs_lightning.networks.generator import IdempotentGenerator, OutputHead
 # The named term slots: each can be set, tuned or switched off (null) from YAML or the command line.
 TERM_SLOTS = ("rec", "idem", "flow", "dmd", "reg")
 # Defaults as configs, not instances: one default object would be shared by every module built with it.
-DEFAULT_TERMS = {name: {"class_path": f"signs_lightning.losses.{cls.__name__}"}
-                 for name, cls in (("rec", Reconstruction), ("idem", Idempotence), ("reg", Regression))}
+DEFAULT_TERMS = {
+    name: {"class_path": f"signs_lightning.losses.{cls.__name__}"}
+    for name, cls in (("rec", Reconstruction), ("idem", Idempotence), ("reg", Regression))
+}
 
 
 class SIGNModule(GeneratorModule):
@@ -92,7 +95,10 @@ class SIGNModule(GeneratorModule):
         predict_samples: int = 64,
         predict_nfe: int = 1,
     ) -> None:
-        self.save_hyperparameters(ignore=["generator_optimizer", "generator_lr_scheduler", "evaluator"])
+        with warnings.catch_warnings():
+            # Terms built in Python are recorded as their configs just below, not pickled as modules.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters(ignore=["generator_optimizer", "generator_lr_scheduler", "evaluator"])
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
         # Own copies: a default instance or a term passed to two modules must not share state (pairs, fake score).
@@ -150,7 +156,9 @@ class SIGNModule(GeneratorModule):
     def configure_optimizers(self) -> list[dict]:
         optimizers = [("generator", self.generator_optimizer(self.student.parameters()), self.generator_lr_scheduler)]
         for term in self.losses.values():
-            optimizers += [(name, factory(parameters), scheduler) for name, parameters, factory, scheduler in term.optimizers()]
+            optimizers += [
+                (name, factory(parameters), scheduler) for name, parameters, factory, scheduler in term.optimizers()
+            ]
         return self.with_schedulers(optimizers)
 
     # -- training ---------------------------------------------------------------------------------------------
@@ -159,8 +167,14 @@ class SIGNModule(GeneratorModule):
 
         Every trainable f call of the step (z and each term's inputs) runs as one batched forward.
         """
-        step = Step(x=x, z=z, student=self.student, teacher=self.teacher,
-                    ema=self.ema.module if self.ema is not None else None, distance=self.distance)
+        step = Step(
+            x=x,
+            z=z,
+            student=self.student,
+            teacher=self.teacher,
+            ema=self.ema.module if self.ema is not None else None,
+            distance=self.distance,
+        )
         inputs = {"z": z}
         for term in self.losses.values():
             inputs.update({f"{term.name}/{key}": value for key, value in term.inputs(step).items()})

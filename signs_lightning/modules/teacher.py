@@ -107,8 +107,10 @@ class TeacherModule(L.LightningModule):
             ddim = self.ema.module.ddim_sample
             self.log_dict(self.evaluator.evaluate(lambda z, k, _: ddim(z, k), shape, self.trainer.strategy))
         if self.trainer.is_global_zero and self.loggers:
-            z = torch.randn((16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),
-                            generator=torch.Generator().manual_seed(0)).to(self.device)
+            z = torch.randn(
+                (16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),
+                generator=torch.Generator().manual_seed(0),
+            ).to(self.device)
             rows = [self.ema.module.ddim_sample(z, k) for k in self.hparams.sample_nfe]
             log_image_grid(self.loggers, "samples/ddim_rows", sample_rows_grid(rows), self.global_step)
 

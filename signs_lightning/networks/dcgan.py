@@ -39,7 +39,11 @@ class DCGANAutoencoder(nn.Module):
             encoder.append(nn.LeakyReLU(0.2))
         encoder.append(nn.Conv2d(widths[-1], latent, 4, 1, 0))
 
-        decoder: list[nn.Module] = [nn.ConvTranspose2d(latent, widths[-1], 4, 1, 0), nn.BatchNorm2d(widths[-1]), nn.ReLU()]
+        decoder: list[nn.Module] = [
+            nn.ConvTranspose2d(latent, widths[-1], 4, 1, 0),
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(),
+        ]
         for c_in, c_out in zip(widths[::-1][:-1], widths[::-1][1:]):
             decoder += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
         decoder += [nn.ConvTranspose2d(widths[0], channels, 4, 2, 1), nn.Tanh()]
