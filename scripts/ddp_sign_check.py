@@ -21,6 +21,7 @@ import torch
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.losses import DistributionMatching, Flow, Regression
 from signs_lightning.modules import SIGNModule
+from signs_lightning.process_group import close_process_group
 
 
 class RecordingSIGN(SIGNModule):
@@ -70,6 +71,7 @@ def main(teacher_dir: str, out_dir: str, precision: str = "32-true", devices: st
         f"DDP-OK rank={trainer.global_rank} checksum={checksum.item():.6f} stream={','.join(model.streams)}\n"
     )
     sys.stdout.flush()
+    close_process_group()
 
 
 if __name__ == "__main__":

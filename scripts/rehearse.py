@@ -26,6 +26,7 @@ from torchvision.datasets.utils import calculate_md5
 
 from signs_lightning.cli import cli_main
 from signs_lightning.data import CIFAR10DataModule
+from signs_lightning.process_group import close_process_group
 
 
 def describe_cifar_tree(root: Path) -> None:
@@ -144,6 +145,7 @@ def main() -> None:
         }
         sys.stdout.write("REHEARSAL " + json.dumps(report) + "\n")
         sys.stdout.flush()
+    close_process_group()
 
 
 if __name__ == "__main__":

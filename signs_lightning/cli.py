@@ -18,6 +18,7 @@ from signs_lightning.checkpoint_io import read_checkpoint, with_atomic_checkpoin
 from signs_lightning.commands import COMMANDS, run_command
 from signs_lightning.data.errors import CorruptDatasetError
 from signs_lightning.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
+from signs_lightning.process_group import close_process_group
 
 SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
 # ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/resume.py "last").
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         name = f"signs {command[0]}" if command and not command[0].startswith("-") else "signs"
         print(f"{name}: error: {one_line(cause)} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         sys.exit(1)
+    close_process_group()
 
 
 def _names_a_file(ckpt_path: str | None) -> bool:
