@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -97,3 +100,59 @@ class ModelCheckpoint(LightningModelCheckpoint):
                 "that run with --ckpt_path last (or the path of one of them), or give this run another folder "
                 f"({setting})"
             )
+
+
+class TrainingCurve(L.Callback):
+    """Appends one JSON line per validation to ``<trainer.default_root_dir>/<filename>`` (rank 0): the generator
+    step, the batch count, the seconds spent training so far and every logged metric whose name starts with
+    ``prefix`` — the Fréchet distance against time and steps, so that recipes are compared by their curves rather
+    than by where they stood at one budget.
+
+    The seconds exclude validation (scoring costs the same for every recipe and is not training) and survive a
+    resume (they are in the checkpoint), so a preempted run's curve continues where it stopped.
+    """
+
+    def __init__(self, filename: str = "curve.jsonl", prefix: str = "val/") -> None:
+        self.filename = filename
+        self.prefix = prefix
+        self.train_seconds = 0.0
+        self._since: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_seconds": self._seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_seconds = float(state_dict["train_seconds"])
+
+    def _seconds(self) -> float:
+        return self.train_seconds + (time.perf_counter() - self._since if self._since is not None else 0.0)
+
+    def _pause(self) -> None:
+        self.train_seconds = self._seconds()
+        self._since = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._since = time.perf_counter()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._since is not None:
+            self._pause()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        if trainer.is_global_zero:
+            row = {
+                "generator_step": getattr(pl_module, "generator_steps", trainer.global_step),
+                "global_step": trainer.global_step,
+                "train_seconds": round(self.train_seconds, 3),
+            }
+            row.update({k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith(self.prefix)})
+            path = Path(trainer.default_root_dir) / self.filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+        self._since = time.perf_counter()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pause()
