@@ -84,6 +84,7 @@ def test_terms_are_recorded_as_configs_and_rebuilt_from_checkpoints(tiny_teacher
             "batch_size": None,
             "trajectory_fraction": 0.0,
             "cache_dir": None,
+            "solver": "ddim",
         },
     }
     fit(model, tmp_path, steps=1)

@@ -24,6 +24,8 @@ class NoiseSchedule(nn.Module):
     Args:
         alphas_cumprod: ā_t for t = 0..T-1, shape (T,).
         prediction_type: what the network predicts: ``epsilon``, ``v_prediction`` or ``sample``.
+        scheduler_config: the diffusers scheduler config it was built from (``from_scheduler_config`` keeps it), or
+            None; the multistep ODE solvers build their diffusers schedulers from it (``diffusion/ode_solvers.py``).
 
     >>> schedule = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
     >>> schedule.num_timesteps, schedule.prediction_type
@@ -32,13 +34,19 @@ class NoiseSchedule(nn.Module):
     0.0064
     """
 
-    def __init__(self, alphas_cumprod: Tensor, prediction_type: PredictionType = "epsilon") -> None:
+    def __init__(
+        self,
+        alphas_cumprod: Tensor,
+        prediction_type: PredictionType = "epsilon",
+        scheduler_config: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         if alphas_cumprod.ndim != 1 or not bool(((alphas_cumprod > 0) & (alphas_cumprod <= 1)).all()):
             raise ValueError("alphas_cumprod must be a 1-d tensor with values in (0, 1]")
         self.prediction_type: PredictionType = prediction_type
+        self.scheduler_config = dict(scheduler_config) if scheduler_config is not None else None
         # Kept in float64 and cast on use: sqrt(1 - ā) near t=0 loses digits in float32.
         self.register_buffer("alphas_cumprod", alphas_cumprod.double(), persistent=False)
 
@@ -49,7 +57,7 @@ class NoiseSchedule(nn.Module):
 
         known = {k: v for k, v in dict(config).items() if not k.startswith("_")}
         scheduler = DDPMScheduler.from_config(known)
-        return cls(scheduler.alphas_cumprod.clone(), scheduler.config.prediction_type)
+        return cls(scheduler.alphas_cumprod.clone(), scheduler.config.prediction_type, known)
 
     @property
     def num_timesteps(self) -> int:

@@ -1,5 +1,6 @@
-"""L_reg's (noise, teacher DDIM sample) pairs, optionally with the ODE trajectory between them: made once per
-teacher on the training devices, shared out over the ranks, and cached on disk."""
+"""L_reg's (noise, teacher ODE sample) pairs, optionally with the ODE trajectory between them: made once per
+teacher on the training devices by a deterministic ODE solver (``diffusion/ode_solvers.py``: our DDIM, or diffusers'
+DPM-Solver++ or UniPC), shared out over the ranks, and cached on disk."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.diffusion import ode_solvers
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy
 from signs_lightning.randomness import PAIRS_STREAM, seeded_generator
 
-# Bumped whenever the same (teacher, sampler, count, seed) would produce different pairs: old caches are not reused.
+# Bumped whenever the same (teacher, solver, steps, count, seed) would produce different pairs: old caches are not
+# reused. The solver is in the file name (``ddim10``, ``dpmsolverpp10``, ``unipc10``); DDIM pairs are the same as
+# before solvers were selectable, so their caches keep their names and stay valid.
 FORMAT = "v3"
 
 
@@ -29,9 +33,9 @@ class TeacherPairs(NamedTuple):
     """``count`` teacher samples, float32 on the CPU.
 
     z: (count, C, H, W) the noise each sample starts from; pair i's noise comes from seed (seed, i) alone.
-    y: (count, C, H, W) the teacher's DDIM sample from z.
-    trajectory: (count, steps - 1, C, H, W) the sampler's partly-noised states between z and y (at the levels
-        ``schedule.ddim_timesteps(steps)[1:]``), or None when not requested.
+    y: (count, C, H, W) the teacher's sample from z by the ODE solver (``ode_solvers.solve``).
+    trajectory: (count, steps - 1, C, H, W) the solver's partly-noised states between z and y (at the levels
+        ``schedule.ddim_timesteps(steps)[1:]``, the same for every solver), or None when not requested.
     """
 
     z: Tensor
@@ -46,10 +50,14 @@ def pairs_path(
     seed: int,
     cache_dir: str | os.PathLike | None,
     trajectory: bool = False,
+    solver: str = "ddim",
 ) -> Path:
-    """Cache file keyed by teacher fingerprint, sampler, steps, count, seed and whether it holds trajectories."""
+    """Cache file keyed by teacher fingerprint, solver, steps, count, seed and whether it holds trajectories:
+    ``<fingerprint>-<solver tag><steps>-n<count>-seed<seed>-<FORMAT>[-traj].pt``, the tag being ``ddim``,
+    ``dpmsolverpp`` or ``unipc`` (``ode_solvers.solver_tag``)."""
     suffix = "-traj" if trajectory else ""
-    name = f"{teacher.fingerprint()}-ddim{steps}-n{count}-seed{seed}-{FORMAT}{suffix}.pt"
+    tag = ode_solvers.solver_tag(solver)
+    name = f"{teacher.fingerprint()}-{tag}{steps}-n{count}-seed{seed}-{FORMAT}{suffix}.pt"
     return resolve_cache_dir(cache_dir) / "teacher_pairs" / name
 
 
@@ -70,16 +78,18 @@ def generate_pairs(
     batch_size: int = 500,
     indices: Sequence[int] | None = None,
     progress: bool = False,
+    solver: str = "ddim",
 ) -> TeacherPairs:
-    """Run the teacher's DDIM-``steps`` sampler, on the teacher's device, for the pairs ``indices`` (default: all
-    ``count``); see ``TeacherPairs``."""
+    """Run the teacher's ``solver`` with ``steps`` NFE (``ode_solvers.SOLVERS``), on the teacher's device, in
+    batches of ``batch_size``, for the pairs ``indices`` (default: all ``count``); see ``TeacherPairs``."""
+    ode_solvers.check_solver(solver)
     device = next(teacher.parameters()).device
     indices = range(count) if indices is None else indices
     z = pair_noise(seed, indices, teacher.image_shape)
     ys, states = [], []
     chunks = z.split(batch_size)
-    for chunk in tqdm(chunks, desc="teacher pairs", disable=not progress or len(chunks) < 2, leave=False):
-        *path, y = (x.float().cpu() for x in teacher.ddim_trajectory(chunk.to(device), steps))
+    for chunk in tqdm(chunks, desc=f"teacher pairs ({solver})", disable=not progress or len(chunks) < 2, leave=False):
+        *path, y = (x.float().cpu() for x in ode_solvers.trajectory(teacher, chunk.to(device), solver, steps))
         ys.append(y)
         if trajectory:
             states.append(torch.stack(path, dim=1) if path else y.new_empty(y.shape[0], 0, *y.shape[1:]))
@@ -125,15 +135,17 @@ def load_or_generate_pairs(
     trajectory: bool = False,
     strategy: EvalStrategy | None = None,
     batch_size: int = 500,
+    solver: str = "ddim",
 ) -> TeacherPairs:
-    """The cached pairs for this teacher and setting; on a miss every rank makes its share on its own device.
+    """The cached pairs for this teacher and setting (``solver`` with ``steps`` NFE); on a miss every rank makes its
+    share on its own device.
 
     Every rank must call it (collectives). Rank r makes pairs r, r + W, ... on the teacher's device; the shares are
     gathered, so the result is the same for any world size W; global rank 0 writes the cache atomically while
     holding a file lock, and loads and broadcasts it on a hit (the cache folder need not be shared between nodes).
     """
     strategy = strategy or LocalStrategy(next(teacher.parameters()).device)
-    path = pairs_path(teacher, count, steps, seed, cache_dir, trajectory)
+    path = pairs_path(teacher, count, steps, seed, cache_dir, trajectory, solver)
     rank_zero = strategy.global_rank == 0
     with file_lock(path) if rank_zero else contextlib.nullcontext():
         cached = strategy.broadcast(path.is_file() if rank_zero else None, src=0)
@@ -150,6 +162,7 @@ def load_or_generate_pairs(
             batch_size,
             indices=range(strategy.global_rank, count, strategy.world_size),
             progress=rank_zero,
+            solver=solver,
         )
         pairs = TeacherPairs(
             gather_interleaved(share.z, count, strategy),
@@ -160,7 +173,7 @@ def load_or_generate_pairs(
             atomic_torch_save(pairs._asdict(), path)
             device = next(teacher.parameters()).device
             rank_zero_info(
-                f"teacher pairs: {count} DDIM-{steps} pairs made on {device} by {strategy.world_size} rank(s) in "
+                f"teacher pairs: {count} {solver}-{steps} pairs made on {device} by {strategy.world_size} rank(s) in "
                 f"{time.perf_counter() - start:.1f} s, cached in {path}"
             )
     return pairs

@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from signs_lightning.diffusion.ode_solvers import SOLVERS
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
 from signs_lightning.evaluation.strategy import EvalStrategy
@@ -177,17 +178,20 @@ class Flow(LossTerm):
 
 
 class Regression(LossTerm):
-    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher DDIM sample) pairs, made once per teacher on the
+    """L_reg = d(f(z_ref), y_ref) on cached (noise, teacher ODE sample) pairs, made once per teacher on the
     training devices and shared out over the ranks.
 
     Args:
         weight: λ_reg.
-        pairs, sampler_steps, seed: how many pairs, the teacher's DDIM steps, their noise seed (the cache key).
+        pairs, sampler_steps, seed: how many pairs, the solver's steps (teacher NFE per pair), their noise seed.
         batch_size: pairs per step (default: the data batch size).
-        trajectory_fraction: share of the inputs taken from the teacher's DDIM trajectory instead of its start
-            z_ref: a partly-noised state of the same ODE path, with the same target y_ref. These are the inputs
-            the multi-step sampler feeds f, and the target is a sample, not the blurry posterior mean.
+        trajectory_fraction: share of the inputs taken from the solver's trajectory instead of its start z_ref: a
+            partly-noised state of the same ODE path, with the same target y_ref. These are the inputs the
+            multi-step sampler feeds f, and the target is a sample, not the blurry posterior mean.
         cache_dir: where the pairs are cached (default ``$SIGNS_CACHE``).
+        solver: the deterministic ODE solver that makes y_ref from z_ref: ``ddim`` (default), ``dpmsolver++`` or
+            ``unipc`` (diffusers' multistep solvers; ``diffusion/ode_solvers.py``). With ``sampler_steps`` it is
+            part of the cache key.
     """
 
     name = "reg"
@@ -201,8 +205,11 @@ class Regression(LossTerm):
         batch_size: int | None = None,
         trajectory_fraction: float = 0.0,
         cache_dir: str | None = None,
+        solver: str = "ddim",
     ) -> None:
         super().__init__(weight)
+        if solver not in SOLVERS:
+            raise ValueError(f"Regression: solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if not 0 <= trajectory_fraction <= 1:
             raise ValueError(f"Regression: trajectory_fraction must be in [0, 1], got {trajectory_fraction}")
         if trajectory_fraction > 0 and sampler_steps < 2:
@@ -211,6 +218,7 @@ class Regression(LossTerm):
             )
         self.pairs, self.sampler_steps, self.seed = pairs, sampler_steps, seed
         self.batch_size, self.trajectory_fraction, self.cache_dir = batch_size, trajectory_fraction, cache_dir
+        self.solver = solver
         self.cached: TeacherPairs | None = None
 
     def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
@@ -223,10 +231,11 @@ class Regression(LossTerm):
                 self.cache_dir,
                 trajectory=self.trajectory_fraction > 0,
                 strategy=strategy,
+                solver=self.solver,
             )
 
     def inputs(self, step: Step) -> dict[str, Tensor]:
-        """z_ref, or with probability ``trajectory_fraction`` a random state of z_ref's DDIM trajectory."""
+        """z_ref, or with probability ``trajectory_fraction`` a random state of z_ref's solver trajectory."""
         pairs, device = self.cached, step.x.device
         size = self.batch_size or step.x.shape[0]
         index = torch.randint(0, pairs.z.shape[0], (size,))
