@@ -13,15 +13,17 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import (
     FeatureExtractor,
     FIDEvaluator,
     InceptionV3Features,
     LocalStrategy,
     MNISTClassifierFeatures,
-    count_tag,
 )
 from signs_lightning.evaluation.fid import SampleFn
+from signs_lightning.evaluation.keys import CLASS_COVERAGE, fid_name
+from signs_lightning.evaluation.scoring import by_nfe, ddim_sampler, heldout_diagnostics, score_sampler
 from signs_lightning.modules.common import GeneratorModule
 
 
@@ -85,19 +87,6 @@ class ReferenceSubset:
         return DataLoader(Subset(reference, order[: self.count].tolist()), batch_size=self.datamodule.batch_size)
 
 
-def by_nfe(metrics: dict[str, float]) -> dict[int, dict[str, float]]:
-    """``FIDEvaluator`` results regrouped as {nfe: {"fid": ..., "class_coverage": ...}}.
-
-    >>> by_nfe({"m/fid2k_lenet16_nfe1": 47.0, "m/class_coverage_nfe1": 1.0, "m/teacher_fid2k_lenet16_nfe4": 9.0})
-    {1: {'fid': 47.0, 'class_coverage': 1.0}, 4: {'fid': 9.0}}
-    """
-    grouped: dict[int, dict[str, float]] = {}
-    for key, value in metrics.items():
-        name, _, nfe = key.rpartition("_nfe")
-        grouped.setdefault(int(nfe), {})["class_coverage" if name.endswith("class_coverage") else "fid"] = value
-    return grouped
-
-
 class Scorer:
     """Scores any sampler ``sample_fn(noise, nfe, generator)`` the same way, with the same noise, for every model.
 
@@ -144,9 +133,9 @@ class Scorer:
     @property
     def metric_names(self) -> dict[str, str]:
         """The metric names of the two FID columns (the sample count is part of an FID's name)."""
-        names = {"fid_lenet": f"fid{count_tag(self.num_samples)}_{self.lenet.name}"}
+        names = {"fid_lenet": fid_name(self.num_samples, self.lenet.name)}
         if self.inception is not None:
-            names["fid_inception"] = f"fid{count_tag(self.inception_samples)}_{self.inception.name}"
+            names["fid_inception"] = fid_name(self.inception_samples, self.inception.name)
         return names
 
     def _evaluator(self, extractor: FeatureExtractor, nfe: list[int], teacher: bool) -> FIDEvaluator:
@@ -169,31 +158,37 @@ class Scorer:
         sample_fn: SampleFn,
         shape: tuple[int, ...],
         nfe: list[int],
-        teacher_key: str | None,
+        teacher: ScoreModel | None,
     ) -> dict[int, dict[str, float]]:
-        evaluator = self._evaluator(extractor, nfe, teacher_key is not None)
-        if teacher_key is None:
-            return by_nfe(evaluator.evaluate(sample_fn, shape, self.strategy))
-        deterministic = lambda noise, nfe: sample_fn(noise, nfe, None)  # noqa: E731 - the teacher draws nothing
-        return by_nfe(evaluator.evaluate_teacher(deterministic, shape, self.strategy, teacher_key=teacher_key))
+        evaluator = self._evaluator(extractor, nfe, teacher is not None)
+        metrics = score_sampler(evaluator, sample_fn, shape, self.strategy, teacher=teacher)
+        return by_nfe(metrics, evaluator, teacher=teacher is not None)
 
     def score(
+        self, sample_fn: SampleFn, shape: tuple[int, ...], nfe: list[int], inception_nfe: list[int]
+    ) -> dict[int, dict[str, float | None]]:
+        """{nfe: fid_lenet, class_coverage, fid_inception (None if not scored), sample_images_per_second}."""
+        return self._rows(sample_fn, shape, nfe, inception_nfe, None)
+
+    def score_teacher(
+        self, teacher: ScoreModel, nfe: list[int], inception_nfe: list[int]
+    ) -> dict[int, dict[str, float | None]]:
+        """``score`` of the teacher's DDIM, whose FIDs are computed once per teacher fingerprint and cached."""
+        return self._rows(ddim_sampler(teacher), teacher.image_shape, nfe, inception_nfe, teacher)
+
+    def _rows(
         self,
         sample_fn: SampleFn,
         shape: tuple[int, ...],
         nfe: list[int],
         inception_nfe: list[int],
-        teacher_key: str | None = None,
+        teacher: ScoreModel | None,
     ) -> dict[int, dict[str, float | None]]:
-        """{nfe: fid_lenet, class_coverage, fid_inception (None if not scored), sample_images_per_second}.
-
-        ``teacher_key`` (the teacher's fingerprint) marks a teacher sampler, whose FIDs are cached across runs.
-        """
-        lenet = self._fid(self.lenet, sample_fn, shape, nfe, teacher_key)
+        lenet = self._fid(self.lenet, sample_fn, shape, nfe, teacher)
         inception_nfe = [k for k in inception_nfe if k in nfe]
         inception = {}
         if self.inception is not None and inception_nfe:
-            inception = self._fid(self.inception, sample_fn, shape, inception_nfe, teacher_key)
+            inception = self._fid(self.inception, sample_fn, shape, inception_nfe, teacher)
         z = torch.randn((self.sample_batch, *shape), generator=torch.Generator().manual_seed(0)).to(self.device)
         rows: dict[int, dict[str, float | None]] = {}
         for k in nfe:
@@ -201,15 +196,12 @@ class Scorer:
                 seconds = median_seconds(lambda: sample_fn(z, k, None), self.sample_repeats, self.device)
             rows[k] = {
                 "fid_lenet": lenet[k]["fid"],
-                "class_coverage": lenet[k].get("class_coverage"),
+                "class_coverage": lenet[k].get(CLASS_COVERAGE),
                 "fid_inception": inception.get(k, {}).get("fid"),
                 "sample_images_per_second": self.sample_batch / seconds,
             }
         return rows
 
-    @torch.no_grad()
     def diagnostics(self, model: GeneratorModule) -> dict[str, float]:
         """Idempotence error (on noise) and reconstruction error on the held-out digits, as in ``signs demo``."""
-        val_images = torch.cat([batch[0] for batch in self.datamodule.val_dataloader()]).to(self.device)
-        torch.manual_seed(0)
-        return {key.removeprefix("diag/"): float(value) for key, value in model.diagnostics(val_images).items()}
+        return heldout_diagnostics(model, self.datamodule)

@@ -14,9 +14,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.measure import median_seconds, synchronize
-from benchmarks.training import variant_cli_args
+from benchmarks.training import variant_overrides
 from benchmarks.variants import Variant
+from signs_lightning import runs
 from signs_lightning.cli import cli_main
+from signs_lightning.config_layers import config_files
 from signs_lightning.modules.common import GeneratorModule, bare_step_tools
 from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.networks.generator import IdempotentGenerator
@@ -71,8 +73,12 @@ def lightning_vs_bare(
     for round_index in range(rounds):
         for name in sorted(loops, reverse=round_index % 2 == 1):
             # A folder per fit: each is a new run, and a fit refuses a folder holding an earlier run's checkpoints.
-            cli_args = variant_cli_args(variant, teacher_dir, log_dir / f"{name}{round_index}", extra_overrides)
-            cli = cli_main([*cli_args, "--model.init_args.max_generator_steps", str(total)], run=False)
+            overrides = [
+                *variant_overrides(variant, teacher_dir, extra_overrides),
+                f"model.init_args.max_generator_steps={total}",
+            ]
+            cli_args = runs.cli_args(config_files(variant["config"]), overrides, log_dir / f"{name}{round_index}")
+            cli = cli_main(cli_args, run=False)
             cli.datamodule.setup("fit")
             x = next(iter(cli.datamodule.train_dataloader()))[0]
             # One batch more than the step limit needs: the limit, not the end of the epoch, stops both loops.

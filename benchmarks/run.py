@@ -39,7 +39,8 @@ from benchmarks.variants import (
     by_name,
     select,
 )
-from signs_lightning import demo, sampling
+from signs_lightning import demo, runs
+from signs_lightning.config_layers import config_files
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
 from signs_lightning.modules.common import GeneratorModule
 
@@ -106,13 +107,13 @@ def resolve_teacher(args: argparse.Namespace, workdir: Path) -> tuple[Path, floa
         return Path(args.teacher), 0.0
     if not args.smoke and DEMO_TEACHER.is_dir():
         return DEMO_TEACHER, 0.0
-    demo_argv = ["--output", str(workdir), "--override=trainer.enable_progress_bar=false"]
+    overrides = ["trainer.enable_progress_bar=false"]
     if args.smoke:
-        demo_argv += ["--teacher-steps", str(SMOKE_TEACHER_STEPS)]
-        demo_argv += [f"--override={item}" for item in SMOKE_OVERRIDES]
-        demo_argv += [f"--teacher-override={item}" for item in SMOKE_TEACHER_OVERRIDES]
-    # demo.train_teacher reuses a teacher it trained before with the same settings.
-    return demo.train_teacher(demo.parse_args(demo_argv), workdir)
+        overrides += [*SMOKE_OVERRIDES, *SMOKE_TEACHER_OVERRIDES, f"trainer.max_steps={SMOKE_TEACHER_STEPS}"]
+    # The demo's teacher configs, so that `make demo` and the benchmark train the same teacher; one trained before
+    # with the same settings is reused.
+    configs = config_files(demo.build_parser().get_default("teacher_config"))
+    return runs.train_teacher(configs, workdir, overrides)
 
 
 def extra_overrides(variant: Variant, smoke: bool) -> list[str]:
@@ -128,9 +129,7 @@ def device_name(device: torch.device) -> str:
 
 def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer: Scorer) -> dict[str, Any]:
     fingerprint = teacher.fingerprint()
-    rows = scorer.score(
-        lambda z, k, _: teacher.ddim_sample(z, k), teacher.image_shape, TEACHER_NFE, TEACHER_INCEPTION_NFE, fingerprint
-    )
+    rows = scorer.score_teacher(teacher, TEACHER_NFE, TEACHER_INCEPTION_NFE)
     return {
         "name": report.TEACHER,
         "kind": "teacher",
@@ -156,7 +155,7 @@ def generator_entry(
         {"label": f"{name} @ {k}", "sampler": "multistep", "nfe": k, **values}
         for k, values in scorer.score(model.sample, shape, variant["nfe"], variant["inception_nfe"]).items()
     ]
-    ffz = scorer.score(lambda z, k, _: sampling.repeated_projection(model.sampling_network, z, k), shape, [2], [])
+    ffz = scorer.score(model.sample_repeated, shape, [2], [])
     rows.append({"label": f"{name} f(f(z))", "sampler": "ffz", "nfe": 2, **ffz[2]})
     return {
         "name": name,

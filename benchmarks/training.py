@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import Timer
 
 from benchmarks.measure import peak_memory_mb, reset_peak_memory
 from benchmarks.variants import Variant
-from signs_lightning.cli import cli_main
-from signs_lightning.demo import as_cli_args
+from signs_lightning import runs
+from signs_lightning.config_layers import config_files
 from signs_lightning.modules.common import GeneratorModule
 
 
@@ -30,14 +30,9 @@ def max_time(seconds: float) -> str:
     return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def variant_cli_args(variant: Variant, teacher_dir: Path, log_dir: Path, extra_overrides: list[str]) -> list[str]:
-    """``signs fit`` arguments of a variant (without the budget): its config, teacher, logs and overrides."""
-    return [
-        "--config", variant["config"],
-        "--trainer.default_root_dir", str(log_dir),
-        "--model.init_args.teacher", str(teacher_dir),
-        *as_cli_args(variant["overrides"] + extra_overrides),
-    ]  # fmt: skip
+def variant_overrides(variant: Variant, teacher_dir: Path, extra_overrides: list[str]) -> list[str]:
+    """What a variant's fit sets beyond its config (the budget aside): its teacher and its overrides."""
+    return [f"model.init_args.teacher={teacher_dir}", *variant["overrides"], *extra_overrides]
 
 
 def train_variant(
@@ -53,11 +48,13 @@ def train_variant(
     The budget is Lightning's ``max_time`` (the step limit is lifted), so it counts training batches and the
     periodic validation, not the set-up before the first batch (loading the teacher, making L_reg's cached pairs).
     """
-    budget_args = ["--model.init_args.max_generator_steps", "null", "--trainer.max_time", max_time(budget_seconds)]
+    budget = ["model.init_args.max_generator_steps=null", f"trainer.max_time={max_time(budget_seconds)}"]
     reset_peak_memory(device)
     start = time.perf_counter()
     # The budget goes last so that no variant override can lift it.
-    cli = cli_main(["fit", *variant_cli_args(variant, teacher_dir, log_dir, extra_overrides), *budget_args])
+    cli = runs.fit(
+        config_files(variant["config"]), [*variant_overrides(variant, teacher_dir, extra_overrides), *budget], log_dir
+    )
     fit_seconds = time.perf_counter() - start
     model: GeneratorModule = cli.model
     # The model as scored, under one name for every variant (benchmarks.renoise_levels reads it back).

@@ -1,7 +1,8 @@
 """The benchmark's models, declared as data: to benchmark another recipe, append a dict to ``VARIANTS``.
 
-Every variant trains through ``signs fit --config <config> <overrides>`` on the same teacher for the same wall-clock
-budget (IGN: ``--ign-time-factor`` × that budget), then is scored at each of its ``nfe`` settings.
+Every variant trains through ``signs fit`` (its config after the layers its ``# bases:`` line names, then its
+overrides) on the same teacher for the same wall-clock budget (IGN: ``--ign-time-factor`` × that budget), then is
+scored at each of its ``nfe`` settings.
 """
 
 from __future__ import annotations

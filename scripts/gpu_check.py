@@ -1,6 +1,7 @@
 """The GPU check: rehearse the CIFAR-10 config on one GPU in bf16, then measure what a user's GPU run costs.
 
-1. rehearsal: ``scripts/rehearse.py configs/sign_cifar10.yaml`` on the GPU (bf16-mixed), a checkpoint and a resume;
+1. rehearsal: ``scripts/rehearse.py configs/sign_cifar10.yaml`` (with its layers) on the GPU (bf16-mixed), a
+   checkpoint and a resume;
 2. throughput of ``configs/sign_cifar10.yaml``'s training (every loss term, fake score at 5:1, batch 128) with the
    UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
 3. one-step and multi-step sampling images/s, L_reg pair generation (teacher DDIM-50) pairs/s, Inception FID
@@ -36,11 +37,14 @@ from data_trees import write_cifar10_tree  # noqa: E402
 
 from benchmarks.measure import median_seconds, synchronize  # noqa: E402
 from signs_lightning.cli import cli_main  # noqa: E402
+from signs_lightning.config_layers import config_files  # noqa: E402
 from signs_lightning.diffusion.teacher_pairs import generate_pairs  # noqa: E402
 from signs_lightning.evaluation import InceptionV3Features, LocalStrategy  # noqa: E402
 from signs_lightning.evaluation.inception_weights import inception_weights_path  # noqa: E402
 
 CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
+# ``--config`` for each layer of CONFIG (its ``# bases:`` line), then CONFIG itself: the command a user runs.
+CONFIG_ARGS = [item for path in config_files(CONFIG) for item in ("--config", str(path))]
 
 # google/ddpm-cifar10-32's unet/config.json (35.7M parameters).
 CIFAR10_UNET = dict(
@@ -150,8 +154,7 @@ def training_throughput(
     """Batches/s and generator steps/s of the config's training step on random images, through ``Trainer.fit``."""
     cli = cli_main(
         [
-            "--config",
-            str(CONFIG),
+            *CONFIG_ARGS,
             "--trainer.accelerator",
             accelerator,
             "--trainer.devices",

@@ -1,6 +1,7 @@
-"""Rehearse a shipped GPU config end to end on small stand-ins: the config file itself, with overrides only for the
-hardware (accelerator, devices, precision), a tiny teacher of the same image shape in the diffusers layout, a
-synthetic dataset tree in the real on-disk format, and tiny step and sample counts.
+"""Rehearse a shipped GPU config end to end on small stand-ins: the config file itself, after the layers its
+``# bases:`` line names (as a user runs it), with overrides only for the hardware (accelerator, devices,
+precision), a tiny teacher of the same image shape in the diffusers layout, a synthetic dataset tree in the real
+on-disk format, and tiny step and sample counts.
 
 Run as a script (Lightning's DDP launcher re-executes ``sys.argv`` for the other ranks); the working directory is
 where the config's relative ``runs/...`` folders go. Rank 0 ends with one line ``REHEARSAL {json}``.
@@ -25,6 +26,7 @@ from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5
 
 from signs_lightning.cli import cli_main
+from signs_lightning.config_layers import config_files
 from signs_lightning.data import CIFAR10DataModule
 from signs_lightning.process_group import close_process_group
 
@@ -108,7 +110,7 @@ def overrides(args: argparse.Namespace, kind: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
+    parser.add_argument("config", help="an experiment in configs/ (its layers are given before it)")
     parser.add_argument("--teacher", default="")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--devices", type=int, default=2)
@@ -124,7 +126,8 @@ def main() -> None:
     torch.set_num_threads(1)
     describe_cifar_tree(Path(args.data_root))
     kind = "teacher" if "teacher_" in Path(args.config).name else "sign"
-    command = ["fit", "--config", args.config, *overrides(args, kind), *extra]
+    layers = [item for path in config_files(args.config) for item in ("--config", str(path))]
+    command = ["fit", *layers, *overrides(args, kind), *extra]
     if args.resume:
         command += ["--ckpt_path", "last"]
     start = time.perf_counter()

@@ -1,5 +1,5 @@
-"""The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo`` and ``signs sample`` /
-``edit`` / ``export`` (``signs_lightning/commands``)."""
+"""The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo``, ``sample``, ``edit`` and
+``export`` (``signs_lightning.commands.COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from signs_lightning.checkpoint_args import check_model_class, merge_model_args
 from signs_lightning.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
 from signs_lightning.commands import COMMANDS, run_command
+from signs_lightning.config_layers import check_bases, given_configs
 from signs_lightning.data.errors import CorruptDatasetError
 from signs_lightning.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
 from signs_lightning.process_group import close_process_group
@@ -34,6 +35,8 @@ class SignsCLI(LightningCLI):
     idempotence and reconstruction errors, class coverage). Beyond LightningCLI:
 
     - every Trainer writes checkpoints atomically (``AtomicCheckpointIO``, unless the config names a CheckpointIO);
+    - a layered config (``# bases:`` line, ``signs_lightning/config_layers.py``) given without its layers is a
+      one-line error naming them;
     - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
       must be the config's, and model arguments given on the command line or in the config win over those saved
       in the checkpoint, which only fill in the rest (logged);
@@ -54,6 +57,10 @@ class SignsCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         self._args = args
+        # Before parsing: an experiment given without its layers would otherwise run on the Trainer's defaults.
+        command = sys.argv[1:] if args is None else args
+        if isinstance(command, (list, tuple)):
+            check_bases(given_configs(command))
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
@@ -179,13 +186,8 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
 def main(argv: list[str] | None = None) -> None:
     """``signs``: errors from bad input end in one line (status 1); ``SIGNS_DEBUG=1`` shows the traceback."""
     command = sys.argv[1:] if argv is None else argv
-    if command and command[0] == "demo":
-        from signs_lightning.demo import demo_main
-
-        demo_main(command[1:])
-        return
     try:
-        if command and command[0] in COMMANDS:  # sample, edit, export: their own parsers (signs_lightning/commands)
+        if command and command[0] in COMMANDS:  # demo, sample, edit, export: their own parsers
             run_command(command[0], command[1:])
             return
         # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.

@@ -9,7 +9,9 @@ exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -37,6 +39,15 @@ def derived_seed(*keys: int) -> int:
 def seeded_generator(*keys: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``derived_seed(*keys)``."""
     return torch.Generator(device=device).manual_seed(derived_seed(*keys))
+
+
+@contextlib.contextmanager
+def forked_seed(seed: int, device: torch.device) -> Iterator[None]:
+    """Inside: the global RNGs seeded with ``seed``. After: as they were, so an evaluation never moves the
+    training stream. ``device``'s generator is forked too when it is a CUDA device."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def run_seed() -> int:

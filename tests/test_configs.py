@@ -1,74 +1,99 @@
-"""Every YAML config in configs/ parses with --print_config and builds its model and data classes."""
+"""The shipped configs: each experiment in configs/ composed with its layers (the files its ``# bases:`` line names,
+given first as repeated ``--config``) parses, equals the single flat file it was before the layering, builds its
+model and data classes; and the composition rules the layering relies on."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from signs_lightning.cli import cli_main
+from signs_lightning.cli import cli_main, main
+from signs_lightning.config_layers import check_bases, config_files, given_configs, layer_names
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "configs").glob("*.yaml"))
+LAYERS = sorted((ROOT / "configs").glob("*/*.yaml"))
+# The experiments as single flat files, as shipped before the layering (commit f4d6634): the layered configs must
+# compose to exactly these. Change one together with the config it freezes, or delete this folder and the test
+# once the layering has settled.
+FLAT = ROOT / "tests" / "configs_flat"
+
+
+def config_args(config: Path) -> list[str]:
+    return [item for path in config_files(config) for item in ("--config", str(path))]
+
+
+def printed_config(args: list[str]) -> dict:
+    """``signs fit ARGS --print_config``, read back: the config as composed, every default filled in."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(out.getvalue())
 
 
 def test_configs_exist() -> None:
-    names = {p.name for p in CONFIGS}
-    assert {
+    assert {p.name for p in EXPERIMENTS} >= {
         "teacher_mnist.yaml",
         "sign_mnist.yaml",
         "ign_mnist.yaml",
         "sign_cifar10.yaml",
         "teacher_celeba64.yaml",
         "sign_celeba64.yaml",
-    } <= names
+    }
+    assert {p.name for p in FLAT.glob("*.yaml")} <= {p.name for p in EXPERIMENTS}
+    # Every layer is used, and only layers are: an experiment's bases are never other experiments.
+    used = {path.resolve() for config in EXPERIMENTS for path in config_files(config)[:-1]}
+    assert used == {path.resolve() for path in LAYERS}
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_print_config(config: Path) -> None:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
-        cli_main(["fit", "--config", str(config), "--print_config"])
-    assert exit_info.value.code in (0, None)
-    printed = yaml.safe_load(out.getvalue())
-    original = yaml.safe_load(config.read_text())
-    assert printed["model"]["class_path"] == original["model"]["class_path"]
-    assert printed["data"]["class_path"] == original["data"]["class_path"]
+@pytest.mark.parametrize("flat", sorted(FLAT.glob("*.yaml")), ids=lambda p: p.name)
+def test_layered_config_composes_to_the_flat_config(flat: Path) -> None:
+    config = ROOT / "configs" / flat.name
+    assert layer_names(config), f"{config.name} has no '# bases:' line"
+    assert printed_config(config_args(config)) == printed_config(["--config", str(flat)])
 
 
-def test_command_line_overrides_win(tmp_path) -> None:
-    out = io.StringIO()
-    config = Path(__file__).resolve().parents[1] / "configs" / "sign_mnist.yaml"
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        cli_main(
-            [
-                "fit",
-                "--config",
-                str(config),
-                "--model.init_args.reg.init_args.pairs",
-                "7",
-                "--data.init_args.batch_size",
-                "7",
-                "--print_config",
-            ]
-        )
-    printed = yaml.safe_load(out.getvalue())
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.name)
+def test_header_commands_give_the_layers_in_order(config: Path) -> None:
+    """Every ``signs ...`` command in an experiment's header passes exactly its layers, then itself, from the
+    repository root (continuation lines ending in a backslash are part of the command)."""
+    header = "\n".join(line for line in config.read_text().splitlines() if line.startswith("#"))
+    commands = re.findall(r"\bsigns (?:fit|validate|test|predict)\b(?:[^\n]*\\\n)*[^\n]*", header)
+    assert commands, f"{config.name}: no signs command in the header"
+    expected = [path.resolve().relative_to(ROOT).as_posix() for path in config_files(config)]
+    for command in commands:
+        assert re.findall(r"--config (\S+)", command) == expected, command
+
+
+def test_command_line_overrides_win() -> None:
+    printed = printed_config(
+        [
+            *config_args(ROOT / "configs" / "sign_mnist.yaml"),
+            "--model.init_args.reg.init_args.pairs",
+            "7",
+            "--data.init_args.batch_size",
+            "7",
+        ]
+    )
     assert printed["model"]["init_args"]["reg"]["init_args"]["pairs"] == 7
     # The config's other L_reg settings survive the override of one of them.
     assert printed["model"]["init_args"]["reg"]["init_args"]["trajectory_fraction"] == 0.5
     assert printed["data"]["init_args"]["batch_size"] == 7
+    assert printed["data"]["init_args"]["image_size"] == 16  # from the data layer
 
 
 @pytest.mark.parametrize("name", ["sign_mnist.yaml", "ign_mnist.yaml"])
 def test_mnist_configs_build_with_a_local_teacher(name, tiny_teacher_dir, tmp_path) -> None:
     """Instantiate (not run) model and data from the config, the teacher replaced by a tiny local folder."""
-    config = Path(__file__).resolve().parents[1] / "configs" / name
     cli = cli_main(
         [
-            "--config",
-            str(config),
+            *config_args(ROOT / "configs" / name),
             "--model.init_args.teacher",
             str(tiny_teacher_dir),
             "--data.init_args.image_size",
@@ -80,3 +105,144 @@ def test_mnist_configs_build_with_a_local_teacher(name, tiny_teacher_dir, tmp_pa
     )
     assert cli.model.image_shape == (1, 8, 8)
     assert cli.datamodule.image_size == 8
+
+
+# ------------------------------------------------------------------------------------------ composition rules
+
+
+def write(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+BASE = """
+trainer:
+  max_steps: 10
+  precision: 32-true
+  callbacks:
+    - class_path: signs_lightning.callbacks.ModelCheckpoint
+      init_args: {save_last: true, every_n_train_steps: 500}
+    - class_path: lightning.pytorch.callbacks.LearningRateMonitor
+      init_args: {logging_interval: step}
+model:
+  class_path: signs_lightning.modules.SIGNModule
+  init_args:
+    teacher: base_teacher
+    gen_every: 5
+    generator_optimizer:
+      class_path: torch.optim.AdamW
+      init_args: {lr: 5.0e-05, weight_decay: 0.0}
+data:
+  class_path: signs_lightning.data.EmbeddedMNISTDataModule
+  init_args: {image_size: 8, batch_size: 4}
+"""
+
+
+def test_a_later_config_overrides_an_earlier_one_key_by_key(tmp_path) -> None:
+    """What the layers rely on: a later --config file changes only the keys it gives. Subclass blocks (class_path /
+    init_args) merge their init_args when the later file repeats the class_path or gives none, nested blocks too."""
+    base = write(tmp_path, "base.yaml", BASE)
+    over = write(
+        tmp_path,
+        "over.yaml",
+        """
+trainer:
+  max_steps: 20
+model:
+  class_path: signs_lightning.modules.SIGNModule
+  init_args:
+    teacher: other_teacher
+    generator_optimizer:
+      init_args: {lr: 2.0e-05}
+data:
+  init_args: {batch_size: 64}
+""",
+    )
+    printed = printed_config(["--config", base, "--config", over])
+    assert printed["trainer"]["max_steps"] == 20 and printed["trainer"]["precision"] == "32-true"
+    model = printed["model"]["init_args"]
+    assert (model["teacher"], model["gen_every"]) == ("other_teacher", 5)
+    assert model["generator_optimizer"]["class_path"] == "torch.optim.AdamW"
+    assert model["generator_optimizer"]["init_args"]["lr"] == 2e-5
+    assert model["generator_optimizer"]["init_args"]["weight_decay"] == 0.0
+    assert printed["data"]["class_path"] == "signs_lightning.data.EmbeddedMNISTDataModule"
+    assert printed["data"]["init_args"] == {**printed["data"]["init_args"], "image_size": 8, "batch_size": 64}
+
+
+def test_how_a_later_config_changes_a_list_of_callbacks(tmp_path) -> None:
+    """A list of the same length merges item by item (an item's unnamed init_args are kept); a list of another
+    length replaces the earlier one; null removes it. To change a layer's callbacks, give the whole list."""
+    base = write(tmp_path, "base.yaml", BASE)
+    same_length = write(
+        tmp_path,
+        "same.yaml",
+        """
+trainer:
+  callbacks:
+    - class_path: signs_lightning.callbacks.ModelCheckpoint
+      init_args: {every_n_train_steps: 20000}
+    - class_path: lightning.pytorch.callbacks.LearningRateMonitor
+""",
+    )
+    shorter = write(
+        tmp_path,
+        "shorter.yaml",
+        """
+trainer:
+  callbacks:
+    - class_path: signs_lightning.callbacks.ModelCheckpoint
+      init_args: {every_n_train_steps: 20000}
+""",
+    )
+    none = write(tmp_path, "none.yaml", "trainer:\n  callbacks: null\n")
+
+    def callbacks(*files: str) -> list[tuple[str, dict]]:
+        printed = printed_config([item for path in files for item in ("--config", path)])["trainer"]["callbacks"]
+        return [(c["class_path"].rsplit(".", 1)[1], c["init_args"]) for c in printed or []]
+
+    (checkpoint, saves), (monitor, logs) = callbacks(base, same_length)
+    assert (checkpoint, saves["save_last"], saves["every_n_train_steps"]) == ("ModelCheckpoint", True, 20000)
+    assert (monitor, logs["logging_interval"]) == ("LearningRateMonitor", "step")
+    [(checkpoint, saves)] = callbacks(base, shorter)
+    assert (saves["save_last"], saves["every_n_train_steps"]) == (None, 20000)
+    assert callbacks(base, none) == []
+
+
+def test_another_class_path_drops_the_init_args_it_does_not_take(tmp_path) -> None:
+    base = write(tmp_path, "base.yaml", BASE)
+    teacher = write(
+        tmp_path, "teacher.yaml", "model:\n  class_path: signs_lightning.modules.TeacherModule\n  init_args: {}\n"
+    )
+    printed = printed_config(["--config", base, "--config", teacher])
+    assert printed["model"]["class_path"] == "signs_lightning.modules.TeacherModule"
+    assert "teacher" not in printed["model"]["init_args"] and "gen_every" not in printed["model"]["init_args"]
+
+
+# ------------------------------------------------------------------------------- forgetting a layer
+
+
+def test_check_bases_names_the_layers_to_add() -> None:
+    configs = ROOT / "configs"
+    check_bases(config_files(configs / "sign_cifar10.yaml"))
+    check_bases([FLAT / "sign_cifar10.yaml"])  # a file without '# bases:' (a full config, a saved config.yaml)
+    check_bases(['{"trainer": {"max_steps": 1}}'])  # --config also takes a YAML string
+    with pytest.raises(ValueError) as error:
+        check_bases([configs / "data" / "mnist16.yaml", configs / "sign_mnist.yaml"])
+    message = str(error.value)
+    assert "\n" not in message and "comes without trainer/cpu.yaml:" in message
+    assert message.endswith(
+        f"--config {configs}/trainer/cpu.yaml --config {configs}/data/mnist16.yaml --config {configs}/sign_mnist.yaml"
+    )
+    args = ["fit", "-c", "a.yaml", "--config=b.yaml", "--trainer.devices", "2", "--config", "c.yaml"]
+    assert given_configs(args) == ["a.yaml", "b.yaml", "c.yaml"]
+
+
+@pytest.mark.parametrize("given", [["sign_mnist.yaml"], ["data/mnist16.yaml", "sign_mnist.yaml"]])
+def test_forgetting_a_layer_is_a_one_line_error_naming_it(given, capsys) -> None:
+    args = ["fit", *[item for name in given for item in ("--config", f"{ROOT}/configs/{name}")], "--print_config"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "configs/sign_mnist.yaml is a layer over trainer/cpu.yaml, data/mnist16.yaml" in line

@@ -13,6 +13,7 @@ from jsonargparse import ArgumentParser
 from PIL import Image
 from torchvision.datasets import CelebA
 
+from signs_lightning.config_layers import config_files
 from signs_lightning.data import (
     CELEBA_CROP,
     CelebA64DataModule,
@@ -319,19 +320,24 @@ def test_check_matches_model_names_both_sides(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("config", "data_class"),
+    ("config", "data_class", "batch_size"),
     [
-        ("sign_cifar10.yaml", CIFAR10DataModule),
-        ("teacher_celeba64.yaml", CelebA64DataModule),
-        ("sign_celeba64.yaml", CelebA64DataModule),
+        ("sign_cifar10.yaml", CIFAR10DataModule, 128),
+        ("teacher_celeba64.yaml", CelebA64DataModule, 128),
+        ("sign_celeba64.yaml", CelebA64DataModule, 64),
     ],
 )
-def test_config_data_sections_instantiate(config, data_class):
+def test_config_data_sections_instantiate(config, data_class, batch_size):
+    """The data sections of the experiment and its layers (``# bases:``), each overriding the one before."""
     parser = ArgumentParser()
     parser.add_subclass_arguments(ImageDataModule, "data")
-    section = yaml.safe_load((CONFIGS / config).read_text())["data"]
-    data = parser.instantiate_classes(parser.parse_object({"data": section})).data
-    assert type(data) is data_class and data.channels == 3
+    parsed = None
+    for path in config_files(CONFIGS / config):
+        section = yaml.safe_load(path.read_text()).get("data")
+        if section:
+            parsed = parser.parse_object({"data": section}, namespace=parsed)
+    data = parser.instantiate_classes(parsed).data
+    assert type(data) is data_class and data.channels == 3 and data.batch_size == batch_size
     assert data.image_size == (32 if data_class is CIFAR10DataModule else 64)
     if data_class is CelebA64DataModule:
         assert data.crop == CELEBA_CROP

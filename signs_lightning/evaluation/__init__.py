@@ -1,13 +1,16 @@
-"""Evaluation: feature extractors, the DDP-aware FID evaluator and the report table.
+"""Evaluation: feature extractors, the DDP-aware FID evaluator, scoring a sampler, metric names and the report table.
 
 Typical use inside a LightningModule::
 
     self.evaluator = FIDEvaluator(MNISTClassifierFeatures(16), num_samples=2000, nfe=[1, 2])
     # setup / on_validation_start, every rank:
     self.evaluator.prepare(self.trainer.datamodule, self.trainer.strategy)
-    # on_validation_epoch_end, every rank:
-    metrics = self.evaluator.evaluate(self.sample, (1, 16, 16), self.trainer.strategy)  # sample(noise, nfe, generator)
+    # on_validation_epoch_end, every rank (sample(noise, nfe, generator); a teacher's DDIM scored beside it):
+    metrics = score_sampler(self.evaluator, self.sample, (1, 16, 16), self.trainer.strategy, teacher=self.teacher)
     self.log_dict(metrics)  # identical on every rank: no sync_dist needed
+
+Metric names are built and read in ``keys.py``; ``scoring.py`` is the one way validation, ``signs demo`` and the
+benchmark score a sampler.
 """
 
 from signs_lightning.evaluation.extractors import (
@@ -16,9 +19,11 @@ from signs_lightning.evaluation.extractors import (
     MNISTClassifierFeatures,
     RandomConvFeatures,
 )
-from signs_lightning.evaluation.fid import FIDEvaluator, count_tag
+from signs_lightning.evaluation.fid import FIDEvaluator
 from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator, frechet_distance
-from signs_lightning.evaluation.report import IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, format_table
+from signs_lightning.evaluation.keys import IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, count_tag
+from signs_lightning.evaluation.report import format_table
+from signs_lightning.evaluation.scoring import score_sampler
 from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy, TorchDistributedStrategy
 
 __all__ = [
@@ -37,4 +42,5 @@ __all__ = [
     "count_tag",
     "format_table",
     "frechet_distance",
+    "score_sampler",
 ]

@@ -18,6 +18,7 @@ from signs_lightning.cache import atomic_torch_save, atomic_write_text, default_
 from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
 from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
+from signs_lightning.evaluation.keys import CLASS_COVERAGE, count_tag, fid_name, metric_key
 from signs_lightning.evaluation.strategy import EvalStrategy
 from signs_lightning.randomness import FID_STREAM, seeded_generator
 
@@ -25,17 +26,6 @@ from signs_lightning.randomness import FID_STREAM, seeded_generator
 SampleFn = Callable[[Tensor, int, torch.Generator], Tensor]
 # teacher_sample_fn(noise, nfe) -> images: a deterministic sampler (the teacher's DDIM).
 DeterministicSampleFn = Callable[[Tensor, int], Tensor]
-
-
-def count_tag(num_samples: int) -> str:
-    """How a sample count appears in metric names.
-
-    >>> [count_tag(n) for n in (500, 2000, 2500, 10000, 50000)]
-    ['500', '2k', '2.5k', '10k', '50k']
-    """
-    if num_samples >= 1000 and num_samples % 100 == 0:
-        return f"{num_samples / 1000:g}k"
-    return str(num_samples)
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
@@ -165,6 +155,11 @@ class FIDEvaluator(nn.Module):
     def count_tag(self) -> str:
         return count_tag(self.num_samples)
 
+    @property
+    def fid_name(self) -> str:
+        """The FID's name in metric keys: sample count and feature space, e.g. ``fid2k_lenet16``."""
+        return fid_name(self.num_samples, self.extractor.name)
+
     def extra_repr(self) -> str:
         return f"extractor={self.extractor.name}, num_samples={self.num_samples}, nfe={self.nfe}, seed={self.seed}"
 
@@ -254,14 +249,13 @@ class FIDEvaluator(nn.Module):
         if self.extractor.num_classes:
             class_counts = strategy.reduce(class_counts, reduce_op="sum")
             shares = class_counts / class_counts.sum()
-            result["class_coverage"] = (shares >= self.coverage_share / len(shares)).double().mean().item()
+            result[CLASS_COVERAGE] = (shares >= self.coverage_share / len(shares)).double().mean().item()
         return result
 
     def _keys(self, prefix: str, nfe: int, results: dict[str, float], teacher: bool) -> dict[str, float]:
-        who = "teacher_" if teacher else ""
-        metrics = {f"{prefix}/{who}fid{self.count_tag}_{self.extractor.name}_nfe{nfe}": results["fid"]}
-        if "class_coverage" in results:
-            metrics[f"{prefix}/{who}class_coverage_nfe{nfe}"] = results["class_coverage"]
+        metrics = {metric_key(prefix, self.fid_name, nfe, teacher): results["fid"]}
+        if CLASS_COVERAGE in results:
+            metrics[metric_key(prefix, CLASS_COVERAGE, nfe, teacher)] = results[CLASS_COVERAGE]
         return metrics
 
     def evaluate(

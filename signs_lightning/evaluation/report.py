@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-import re
-
-IDEMPOTENCE_KEY = "idempotence_error"
-RECONSTRUCTION_KEY = "reconstruction_error"
-
-_FID = re.compile(r"(?P<teacher>teacher_)?(?P<metric>fid[0-9.]+k?_.+)_nfe(?P<nfe>\d+)")
-_OTHER = re.compile(
-    rf"(?P<name>teacher_class_coverage|class_coverage|{IDEMPOTENCE_KEY}|{RECONSTRUCTION_KEY})(?:_nfe(?P<nfe>\d+))?"
+from signs_lightning.evaluation.keys import (
+    CLASS_COVERAGE,
+    IDEMPOTENCE_KEY,
+    RECONSTRUCTION_KEY,
+    TEACHER_TAG,
+    MetricKey,
+    is_fid_name,
+    parse_key,
 )
+
+_TEACHER_COVERAGE = TEACHER_TAG + CLASS_COVERAGE
 _HEADERS = {
     IDEMPOTENCE_KEY: "idem. error",
     RECONSTRUCTION_KEY: "rec. error",
-    "class_coverage": "class cov.",
-    "teacher_class_coverage": "teacher class cov.",
+    CLASS_COVERAGE: "class cov.",
+    _TEACHER_COVERAGE: "teacher class cov.",
 }
-_ORDER = ["SIGN", "teacher", IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, "class_coverage", "teacher_class_coverage"]
+_ORDER = ["SIGN", "teacher", IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, CLASS_COVERAGE, _TEACHER_COVERAGE]
 
 
-def _cell(name: str) -> tuple[tuple[int, str], str, int] | None:
-    """(column sort key, column header, NFE) of a metric name without its prefix; None if not a table metric."""
-    if match := _FID.fullmatch(name):
-        who = "teacher" if match["teacher"] else "SIGN"
-        return (_ORDER.index(who), match["metric"]), f"{who} {match['metric']}", int(match["nfe"])
-    if match := _OTHER.fullmatch(name):
-        # Without an _nfe suffix the value belongs to the one-step map f itself: the 1-NFE row.
-        return (_ORDER.index(match["name"]), ""), _HEADERS[match["name"]], int(match["nfe"] or 1)
+def _cell(key: MetricKey) -> tuple[tuple[int, str], str, int] | None:
+    """(column sort key, column header, NFE) of a metric; None if not a table metric."""
+    if is_fid_name(key.name) and key.nfe is not None:
+        who = "teacher" if key.teacher else "SIGN"
+        return (_ORDER.index(who), key.name), f"{who} {key.name}", key.nfe
+    column = TEACHER_TAG + key.name if key.teacher else key.name
+    if column in _HEADERS:
+        # Without an NFE the value belongs to the one-step map f itself: the 1-NFE row.
+        return (_ORDER.index(column), ""), _HEADERS[column], key.nfe or 1
     return None
 
 
@@ -57,13 +60,13 @@ def format_table(metrics: dict[str, float]) -> str:
     tables: dict[str, dict[tuple[int, str], str]] = {}
     cells: dict[str, dict[tuple[int, str], str]] = {}
     for key, value in metrics.items():
-        prefix, _, name = key.rpartition("/")
-        parsed = _cell(name)
-        if parsed is None:
+        parsed = parse_key(key)
+        cell = _cell(parsed)
+        if cell is None:
             continue
-        column, header, nfe = parsed
-        tables.setdefault(prefix, {})[column] = header
-        cells.setdefault(prefix, {})[(nfe, header)] = _format(header, float(value))
+        column, header, nfe = cell
+        tables.setdefault(parsed.prefix, {})[column] = header
+        cells.setdefault(parsed.prefix, {})[(nfe, header)] = _format(header, float(value))
     if not tables:
         return "(no evaluation metrics)"
     blocks = []

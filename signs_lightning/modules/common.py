@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
@@ -18,8 +17,11 @@ from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.errors import SignsError
 from signs_lightning.evaluation import FIDEvaluator
-from signs_lightning.evaluation.grid import log_image_grid, sample_rows_grid
+from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
+from signs_lightning.evaluation.keys import DIAGNOSTICS_PREFIX, IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, metric_key
+from signs_lightning.evaluation.scoring import score_sampler
 from signs_lightning.modules.ema import EMA
+from signs_lightning.modules.scored import ScoredModule
 from signs_lightning.randomness import run_seed, seed_step, seeded_generator
 
 TEACHER_PREFIX = "teacher."
@@ -54,7 +56,7 @@ def bare_step_tools(module: "GeneratorModule") -> StepTools:
     return StepTools(backward=lambda loss: loss.backward(), clip=clip)
 
 
-class GeneratorModule(L.LightningModule):
+class GeneratorModule(ScoredModule):
     """Base of the one-step generator modules; manual optimisation. Subclasses implement ``train_batch`` (the
     losses and, per optimizer, a call of ``update`` or ``generator_update``) and ``configure_optimizers`` (through
     ``with_schedulers``); ``training_step`` here seeds, runs it and logs.
@@ -67,6 +69,8 @@ class GeneratorModule(L.LightningModule):
         schedule: the re-noising schedule; default the teacher's, else DDPM's linear one (a generator loaded from
             an exported folder has a schedule but no teacher).
     """
+
+    grid_key = "samples/nfe_rows_then_ffz"
 
     def __init__(
         self,
@@ -136,8 +140,7 @@ class GeneratorModule(L.LightningModule):
             channels, height, _ = self.image_shape
             name = self.teacher.source if self.teacher is not None else type(self).__name__
             check_matches_model(datamodule, channels, height, name)
-        if self.evaluator is not None and datamodule is not None and stage != "predict":
-            self.evaluator.prepare(datamodule, self.trainer.strategy)
+        self.prepare_evaluator(stage)
 
     def on_fit_start(self) -> None:
         if self.seed is None:
@@ -276,18 +279,25 @@ class GeneratorModule(L.LightningModule):
             return sampling.one_step(f, z)
         return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe), generator)
 
+    @torch.no_grad()
+    def sample_repeated(self, z: Tensor, nfe: int = 2, generator: sampling.RandomSource = None) -> Tensor:
+        """f^nfe(z): f applied ``nfe`` times, no re-noising (``generator`` goes unused; it makes this a sampler
+        like ``sample``). f(f(z)) is the one-step sample's distance from being a fixed point."""
+        return sampling.repeated_projection(self.sampling_network, z, nfe)
+
     def renoise_timesteps(self, nfe: int) -> list[int]:
         """The re-noising levels of the ``nfe``-NFE sampler (``sampling.renoise_timesteps``)."""
         return sampling.renoise_timesteps(self.schedule, nfe, self.renoise_max_level)
 
     @torch.no_grad()
-    def diagnostics(self, x: Tensor) -> dict[str, Tensor]:
-        """Idempotence error mean (f(f(z)) − f(z))² and reconstruction error mean (f(x) − x)², MSE."""
+    def diagnostics(self, x: Tensor, prefix: str = DIAGNOSTICS_PREFIX) -> dict[str, Tensor]:
+        """Idempotence error mean (f(f(z)) − f(z))² and reconstruction error mean (f(x) − x)², MSE; keys
+        ``{prefix}/idempotence_error`` and ``{prefix}/reconstruction_error``."""
         f = self.sampling_network
         f_z = f(torch.randn_like(x))
         return {
-            "diag/idempotence_error": (f(f_z) - f_z).pow(2).mean(),
-            "diag/reconstruction_error": (f(x) - x).pow(2).mean(),
+            metric_key(prefix, IDEMPOTENCE_KEY): (f(f_z) - f_z).pow(2).mean(),
+            metric_key(prefix, RECONSTRUCTION_KEY): (f(x) - x).pow(2).mean(),
         }
 
     # -- validation and test ----------------------------------------------------------------------------------
@@ -299,52 +309,26 @@ class GeneratorModule(L.LightningModule):
 
     def _evaluation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, prefix: str) -> None:
         x = batch[0]
-        # Forked: validating must not move the training stream.
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(batch_idx * max(1, self.trainer.world_size) + self.global_rank)
-            metrics = self.diagnostics(x)
-        self.log_dict(
-            {k.replace("diag/", f"{prefix}/"): v for k, v in metrics.items()}, sync_dist=True, batch_size=x.shape[0]
-        )
-
-    def on_validation_epoch_end(self) -> None:
-        # The sanity check only proves the loop runs; a full FID there would double the first validation's cost.
-        if not self.trainer.sanity_checking:
-            self._score("val")
-        self.log_sample_grid()
+        self.log_seeded(batch_idx, x, lambda: self.diagnostics(x, prefix))
 
     def on_test_epoch_end(self) -> None:
-        self._score("test")
+        if self.evaluator is not None:
+            self.log_dict(self.score("test"))
 
-    def _score(self, prefix: str) -> None:
-        if self.evaluator is None:
-            return
-        strategy = self.trainer.strategy
-        metrics = self.evaluator.evaluate(self.sample, self.image_shape, strategy, prefix=prefix)
-        if self.teacher is not None:
-            metrics.update(
-                self.evaluator.evaluate_teacher(
-                    self.teacher.ddim_sample,
-                    self.image_shape,
-                    strategy,
-                    prefix=prefix,
-                    teacher_key=self.teacher.fingerprint(),
-                )
-            )
-        # Every rank computed the same values (the evaluator all-reduces): no sync_dist needed.
-        self.log_dict(metrics)
+    def score(self, prefix: str) -> dict[str, float]:
+        """FID of ``sample`` at the evaluator's NFE and of the teacher's DDIM at its ``teacher_nfe``."""
+        return score_sampler(
+            self.evaluator, self.sample, self.image_shape, self.trainer.strategy, prefix=prefix, teacher=self.teacher
+        )
 
     def sample_grid(self, count: int = 16, seed: int = 0) -> Tensor:
         """A (3, H', W') grid in [0, 1]: rows of f(z) at each NFE, then f(f(z)), same z and noise throughout."""
-        z = torch.randn((count, *self.image_shape), generator=seeded_generator(seed)).to(self.device)
-        rows = [self.sample(z, k, seeded_generator(seed, k)) for k in self.sample_nfe]
-        rows.append(sampling.repeated_projection(self.sampling_network, z, 2))
-        return sample_rows_grid(rows)
+        rows = [*nfe_rows(self.sample, self.sample_nfe, seed), self.sample_repeated]
+        return sampler_grid(rows, self.image_shape, count, seeded_generator(seed), self.device)
 
-    def log_sample_grid(self) -> None:
-        if self.trainer.is_global_zero and self.loggers:
-            with torch.no_grad():
-                log_image_grid(self.loggers, "samples/nfe_rows_then_ffz", self.sample_grid(), self.generator_steps)
+    @property
+    def grid_step(self) -> int:
+        return self.generator_steps
 
     # -- prediction (``signs predict``) -------------------------------------------------------------------------
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
@@ -361,7 +345,7 @@ class GeneratorModule(L.LightningModule):
         renoise = [seeded_generator(seed, i, 1) for i in indices]
         z = z.to(self.device)
         if self.predict_repeat:
-            images = sampling.repeated_projection(self.sampling_network, z, self.predict_nfe)
+            images = self.sample_repeated(z, self.predict_nfe)
         else:
             images = self.sample(z, self.predict_nfe, renoise)
         images = images.float().clamp(-1, 1)

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
@@ -17,13 +16,15 @@ from signs_lightning.data.errors import check_matches_model
 from signs_lightning.diffusion.schedule import NoiseSchedule, PredictionType
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import FIDEvaluator
-from signs_lightning.evaluation.grid import log_image_grid, sample_rows_grid
+from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
+from signs_lightning.evaluation.scoring import ddim_sampler, score_sampler
 from signs_lightning.losses import denoising_loss
 from signs_lightning.modules.ema import EMA
+from signs_lightning.modules.scored import ScoredModule
 from signs_lightning.networks.unet import build_unet
 
 
-class TeacherModule(L.LightningModule):
+class TeacherModule(ScoredModule):
     """DDPM training (the teacher's own loss, any prediction type), EMA weights exported in the hub layout.
 
     Args:
@@ -36,6 +37,8 @@ class TeacherModule(L.LightningModule):
         optimizer: optimizer factory (LightningCLI ``class_path`` config).
         evaluator: optional ``FIDEvaluator``; its ``nfe`` are the DDIM step counts scored at each validation.
     """
+
+    grid_key = "samples/ddim_rows"
 
     def __init__(
         self,
@@ -80,8 +83,7 @@ class TeacherModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "channels"):
             check_matches_model(datamodule, self.hparams.channels, self.hparams.image_size, "being trained")
-        if self.evaluator is not None and datamodule is not None:
-            self.evaluator.prepare(datamodule, self.trainer.strategy)
+        self.prepare_evaluator(stage)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer(self.model.parameters())
@@ -96,23 +98,27 @@ class TeacherModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x = batch[0]
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(batch_idx * max(1, self.trainer.world_size) + self.global_rank)
-            loss = denoising_loss(self.ema.module, x)
-        self.log("val/loss_denoise", loss, sync_dist=True, batch_size=x.shape[0])
+        self.log_seeded(batch_idx, x, lambda: {"val/loss_denoise": denoising_loss(self.ema.module, x)})
 
-    def on_validation_epoch_end(self) -> None:
-        if self.evaluator is not None and not self.trainer.sanity_checking:
-            shape = (self.hparams.channels, self.hparams.image_size, self.hparams.image_size)
-            ddim = self.ema.module.ddim_sample
-            self.log_dict(self.evaluator.evaluate(lambda z, k, _: ddim(z, k), shape, self.trainer.strategy))
-        if self.trainer.is_global_zero and self.loggers:
-            z = torch.randn(
-                (16, self.hparams.channels, self.hparams.image_size, self.hparams.image_size),
-                generator=torch.Generator().manual_seed(0),
-            ).to(self.device)
-            rows = [self.ema.module.ddim_sample(z, k) for k in self.hparams.sample_nfe]
-            log_image_grid(self.loggers, "samples/ddim_rows", sample_rows_grid(rows), self.global_step)
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the teacher's images."""
+        return (self.hparams.channels, self.hparams.image_size, self.hparams.image_size)
+
+    def score(self, prefix: str) -> dict[str, float]:
+        """FID of the EMA's DDIM at each of the evaluator's ``nfe``."""
+        return score_sampler(
+            self.evaluator, ddim_sampler(self.ema.module), self.image_shape, self.trainer.strategy, prefix=prefix
+        )
+
+    def sample_grid(self) -> Tensor:
+        """Rows of the EMA's DDIM samples at each of ``sample_nfe`` DDIM steps, the same noise in every row."""
+        rows = nfe_rows(ddim_sampler(self.ema.module), self.hparams.sample_nfe)
+        return sampler_grid(rows, self.image_shape, 16, torch.Generator().manual_seed(0), self.device)
+
+    @property
+    def grid_step(self) -> int:
+        return self.global_step
 
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero:
