@@ -33,4 +33,4 @@ def test_gpu_check_runs_at_toy_sizes(tmp_path: Path) -> None:
     assert {"val/fid16_inception_nfe1", "val/teacher_fid16_inception_nfe4"} <= set(first["metrics"])
     assert report["training"]["generator_steps_per_second"] > 0
     assert {"nfe1_images_per_second", "nfe4_images_per_second"} <= set(report["sampling"])
-    assert report["pairs_ddim50_per_second"] > 0 and report["inception_images_per_second"] > 0
+    assert report["pairs_unipc20_per_second"] > 0 and report["inception_images_per_second"] > 0

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from signs_lightning.callbacks import ModelCheckpoint
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import load_teacher, teacher_pairs
+from signs_lightning.errors import SignsError
 from signs_lightning.losses import DistributionMatching, Flow, Regression, Step
 from signs_lightning.modules import SIGNModule
 
@@ -282,3 +283,31 @@ def test_bad_settings_are_rejected(tiny_teacher_dir) -> None:
         tiny_sign(tiny_teacher_dir, flow=Regression())
     with pytest.raises(ValueError, match="needs the module's ema_decay"):
         tiny_sign(tiny_teacher_dir, flow=Flow(target="ema"), ema_decay=None)
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_student(tiny_teacher_dir, tmp_path) -> None:
+    """DMD2's second stage: a regression-trained f, then distribution matching with a fresh fake score."""
+    first = tiny_sign(tiny_teacher_dir)
+    trainer = fit(first, tmp_path / "phase1", steps=3, enable_checkpointing=False)
+    trainer.save_checkpoint(tmp_path / "phase1.ckpt")
+    second = tiny_sign(tiny_teacher_dir, dmd=True, init_from=str(tmp_path / "phase1.ckpt"))
+    for name in ("student", "ema"):
+        ours, theirs = getattr(second, name).state_dict(), getattr(first, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+    assert second.generator_steps == 0
+    teacher = second.teacher.state_dict()
+    fake = second.losses["dmd"].fake_score.state_dict()
+    assert all(torch.equal(fake[k], teacher[k]) for k in teacher)
+    fit(second, tmp_path / "phase2", steps=2, enable_checkpointing=False)
+    assert second.generator_steps == 2
+
+
+def test_init_from_a_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_teacher_dir, tmp_path) -> None:
+    torch.save({"state_dict": {"student.unet.conv_in.weight": torch.zeros(1)}, "pytorch-lightning_version": "2"},
+               tmp_path / "other.ckpt")  # fmt: skip
+    with pytest.raises(SignsError, match="does not fit this teacher's network") as error:
+        tiny_sign(tiny_teacher_dir, init_from=str(tmp_path / "other.ckpt"))
+    assert "\n" not in str(error.value)
+    torch.save({"state_dict": {"model.w": torch.zeros(1)}, "pytorch-lightning_version": "2"}, tmp_path / "t.ckpt")
+    with pytest.raises(SignsError, match="no student weights"):
+        tiny_sign(tiny_teacher_dir, init_from=str(tmp_path / "t.ckpt"))

@@ -12,7 +12,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from signs_lightning import sampling
+from signs_lightning.checkpoint_io import read_checkpoint
 from signs_lightning.diffusion.score_model import load_teacher
+from signs_lightning.errors import SignsError, one_line
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.losses import Distance, distance_fn
 from signs_lightning.losses.terms import (
@@ -68,6 +70,9 @@ class SIGNModule(GeneratorModule):
         evaluator: optional ``FIDEvaluator`` run in the validation and test hooks.
         max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
         predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
+        init_from: a SIGN checkpoint whose student (and EMA) weights this run starts from; its optimizers,
+            counters and loss terms are not taken. DMD2's second stage: distribution matching on top of a
+            regression-trained f, with a fresh fake score. (``--ckpt_path`` resumes a run; this starts a new one.)
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class SIGNModule(GeneratorModule):
         max_consecutive_skips: int = 10,
         predict_samples: int = 64,
         predict_nfe: int = 1,
+        init_from: str | None = None,
     ) -> None:
         with warnings.catch_warnings():
             # Terms built in Python are recorded as their configs just below, not pickled as modules.
@@ -141,6 +147,30 @@ class SIGNModule(GeneratorModule):
         self.losses = nn.ModuleDict({term.name: term for term in terms if term.weight > 0})
         for term in self.losses.values():
             term.bind(self)
+        if init_from is not None:
+            self._start_from(init_from)
+
+    def _start_from(self, path: str) -> None:
+        weights = read_checkpoint(path, weights_only=True)["state_dict"]
+        student = {k: v for k, v in weights.items() if k.startswith("student.")}
+        if not student:
+            raise SignsError(f"init_from {path}: the checkpoint holds no student weights (a SIGN checkpoint is needed)")
+        ema = {k: v for k, v in weights.items() if k.startswith("ema.")} if self.ema is not None else {}
+        try:
+            result = self.load_state_dict({**student, **ema}, strict=False)
+        except RuntimeError as error:  # a shape mismatch
+            raise SignsError(
+                f"init_from {path}: its student does not fit this teacher's network ({one_line(error)[:200]})"
+            ) from error
+        loaded = ("student.", "ema.") if ema else ("student.",)
+        missing = [k for k in result.missing_keys if k.startswith(loaded)]
+        if missing or result.unexpected_keys:
+            raise SignsError(
+                f"init_from {path}: its student does not fit this teacher's network "
+                f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
+            )
+        if self.ema is not None and not ema:  # a checkpoint without EMA: the EMA starts from its student
+            self.ema.module.load_state_dict(self.student.state_dict())
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
