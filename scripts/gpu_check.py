@@ -4,8 +4,8 @@
    checkpoint and a resume;
 2. throughput of ``configs/sign_cifar10.yaml``'s training (every loss term, fake score at 5:1, batch 128) with the
    UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
-3. one-step and multi-step sampling images/s, L_reg pair generation (the shipped config's solver: UniPC-20) pairs/s, Inception FID
-   images/s, peak GPU memory of each.
+3. one-step and multi-step sampling images/s, L_reg pair generation (the shipped config's solver: UniPC-20)
+   pairs/s, Inception FID images/s, peak GPU memory of each.
 
 Writes ``OUT/gpu_check.json`` and prints it. ``--tiny`` runs the same code at toy sizes on any device (the test
 suite does, so that this script cannot rot between GPU sessions).

@@ -2,8 +2,10 @@
 
 1. trains the MNIST DDPM teacher with ``configs/teacher_mnist.yaml`` (reused when a teacher trained with the
    same settings is already in the output folder),
-2. distils a SIGN from it with ``configs/sign_mnist.yaml``,
-3. writes ``samples.png`` (teacher DDIM rows at several NFE, then SIGN at 1, 2 and 4 NFE and f(f(z)), the same noise
+2. distils a SIGN from it with ``configs/sign_mnist.yaml`` (regression onto the teacher's ODE samples),
+3. with ``--dmd-config configs/sign_mnist_dmd.yaml``, continues from that SIGN's last checkpoint with
+   distribution matching added (DMD2's second stage),
+4. writes ``samples.png`` (teacher DDIM rows at several NFE, then SIGN at 1, 2 and 4 NFE and f(f(z)), the same noise
    in every row) and ``metrics.json`` (Fréchet distances in the features of an MNIST classifier, class coverage,
    idempotence and reconstruction errors, wall times).
 """
@@ -44,8 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(CONFIGS / "sign_mnist.yaml"),
         help="experiment config; the layers on its '# bases:' line are given before it",
     )
+    parser.add_argument(
+        "--dmd-config",
+        default="none",
+        help="a second stage from the first's last checkpoint, e.g. configs/sign_mnist_dmd.yaml (≈ 10 more minutes "
+        "on a 2-core CPU); its '# bases:' line names the first stage's config (default: none, one stage)",
+    )
     parser.add_argument("--teacher-steps", type=int, default=None, help="override the teacher config's max_steps")
-    parser.add_argument("--student-steps", type=int, default=None, help="override max_generator_steps")
+    parser.add_argument("--student-steps", type=int, default=None, help="override the first stage's generator steps")
+    parser.add_argument("--dmd-steps", type=int, default=None, help="override the second stage's generator steps")
     parser.add_argument("--num-samples", type=int, default=2000, help="samples per Fréchet distance")
     parser.add_argument("--teacher-nfe", type=int, nargs="+", default=[1, 2, 4, 10])
     parser.add_argument("--sign-nfe", type=int, nargs="+", default=[1, 2, 4])
@@ -57,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra override for both configs' shared keys, e.g. data.init_args.image_size=8 (repeatable)",
     )
     parser.add_argument("--teacher-override", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--sign-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--sign-override", action="append", default=[], metavar="KEY=VALUE", help="for both SIGN stages"
+    )
+    parser.add_argument("--dmd-override", action="append", default=[], metavar="KEY=VALUE")
     return parser
 
 
@@ -69,13 +81,21 @@ def train_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     return runs.train_teacher(config_files(args.teacher_config), out, overrides)
 
 
-def distil(args: argparse.Namespace, out: Path, teacher_dir: Path) -> tuple[SIGNModule, float]:
+def distil(
+    args: argparse.Namespace, out: Path, teacher_dir: Path, second_stage: bool = False
+) -> tuple[SIGNModule, float]:
+    """The first stage (``--sign-config``, logs in ``sign_logs``) or the second (``--dmd-config``, started from the
+    first's ``last.ckpt``, logs in ``sign_dmd_logs``); the trained model and the seconds its fit took."""
     overrides = [f"model.init_args.teacher={teacher_dir}", *args.override, *args.sign_override]
-    if args.student_steps is not None:
-        overrides += [f"model.init_args.max_generator_steps={args.student_steps}"]
-    runs.fresh_folder(out / "sign_logs")
+    config, logs, steps = args.sign_config, out / "sign_logs", args.student_steps
+    if second_stage:
+        overrides += [f"model.init_args.init_from={logs / 'checkpoints' / 'last.ckpt'}", *args.dmd_override]
+        config, logs, steps = args.dmd_config, out / "sign_dmd_logs", args.dmd_steps
+    if steps is not None:
+        overrides += [f"model.init_args.max_generator_steps={steps}"]
+    runs.fresh_folder(logs)
     start = time.perf_counter()
-    cli = runs.fit(config_files(args.sign_config), overrides, out / "sign_logs")
+    cli = runs.fit(config_files(config), overrides, logs)
     return cli.model, time.perf_counter() - start
 
 
@@ -86,8 +106,10 @@ def evaluate(
     num_samples: int,
     sign_nfe: list[int],
     teacher_nfe: list[int],
+    prefix: str = "sign",
 ) -> dict[str, float]:
-    """Fréchet distances (classifier features) of teacher DDIM, SIGN at each NFE and f(f(z)); error diagnostics."""
+    """Fréchet distances (classifier features) of teacher DDIM, SIGN at each NFE and f(f(z)); error diagnostics.
+    Keys ``<prefix>/...``, ``<prefix>_ffz/...`` and ``teacher/...``."""
     model.eval()
     strategy = LocalStrategy(model.device)
     shape = model.image_shape
@@ -95,12 +117,12 @@ def evaluate(
     sign_eval = FIDEvaluator(extractor, num_samples=num_samples, nfe=sign_nfe, teacher_nfe=teacher_nfe)
     sign_eval.prepare(datamodule, strategy)
     metrics = score_sampler(
-        sign_eval, model.sample, shape, strategy, prefix="sign", teacher=model.teacher, teacher_prefix="teacher"
+        sign_eval, model.sample, shape, strategy, prefix=prefix, teacher=model.teacher, teacher_prefix="teacher"
     )
     ffz_eval = FIDEvaluator(extractor, num_samples=num_samples, nfe=[2])
     ffz_eval.prepare(datamodule, strategy)
-    metrics.update(score_sampler(ffz_eval, model.sample_repeated, shape, strategy, prefix="sign_ffz"))
-    metrics.update(heldout_diagnostics(model, datamodule, prefix="sign"))
+    metrics.update(score_sampler(ffz_eval, model.sample_repeated, shape, strategy, prefix=f"{prefix}_ffz"))
+    metrics.update(heldout_diagnostics(model, datamodule, prefix=prefix))
     metrics["classifier_heldout_accuracy"] = float(extractor.accuracy)
     return metrics
 
@@ -125,10 +147,16 @@ def demo_main(argv: list[str]) -> Path:
     start = time.perf_counter()
     teacher_dir, teacher_seconds = train_teacher(args, out)
     model, sign_seconds = distil(args, out, teacher_dir)
+    first_stage, dmd_seconds = None, 0.0
+    if args.dmd_config != "none":
+        first_stage = model
+        model, dmd_seconds = distil(args, out, teacher_dir, second_stage=True)
     datamodule = EmbeddedMNISTDataModule(image_size=model.image_shape[-1], batch_size=500)
     datamodule.setup("validate")
     eval_start = time.perf_counter()
     metrics = evaluate(model, datamodule, args.num_samples, args.sign_nfe, args.teacher_nfe)
+    if first_stage is not None:
+        metrics.update(evaluate(first_stage, datamodule, args.num_samples, args.sign_nfe, [], prefix="sign_stage1"))
     sample_grid(model, out / "samples.png", args.teacher_nfe, args.sign_nfe)
     rows = (
         ", ".join(f"teacher DDIM-{k}" for k in args.teacher_nfe)
@@ -140,9 +168,11 @@ def demo_main(argv: list[str]) -> Path:
         {
             "seconds_teacher_training": teacher_seconds,
             "seconds_sign_training": sign_seconds,
+            "seconds_dmd_training": dmd_seconds,
             "seconds_evaluation": time.perf_counter() - eval_start,
             "seconds_total": time.perf_counter() - start,
             "sign_generator_steps": model.generator_steps,
+            "sign_stage1_generator_steps": first_stage.generator_steps if first_stage is not None else 0,
             "samples_png_rows": rows,
         }
     )

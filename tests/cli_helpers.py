@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from signs_lightning.cli import SignsCLI, cli_main
+
 TRAINER = {
     "accelerator": "cpu",
     "devices": 1,
@@ -43,3 +45,9 @@ def write_config(path: Path, teacher: Path, model: str = "sign", steps: int = 3)
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def built_sign_cli(teacher: Path, *args: str) -> SignsCLI:
+    """``signs`` with a SIGN of ``teacher`` on the embedded MNIST and ``args``, built but not run."""
+    model = ["--model", "signs_lightning.modules.SIGNModule", "--model.init_args.teacher", str(teacher)]
+    return cli_main([*model, "--data", "signs_lightning.data.EmbeddedMNISTDataModule", *args], run=False)

@@ -42,10 +42,18 @@ def test_configs_exist() -> None:
         "sign_cifar10.yaml",
         "teacher_celeba64.yaml",
         "sign_celeba64.yaml",
+        "sign_mnist_dmd.yaml",
     }
-    # Every layer is used, and only layers are: an experiment's bases are never other experiments.
+    # Every layer is used. An experiment may also build on another (a second training stage over its first),
+    # given after that experiment's own layers.
     used = {path.resolve() for config in EXPERIMENTS for path in config_files(config)[:-1]}
-    assert used == {path.resolve() for path in LAYERS}
+    assert used >= {path.resolve() for path in LAYERS}
+    assert used <= {path.resolve() for path in [*LAYERS, *EXPERIMENTS]}
+    for config in EXPERIMENTS:
+        files = [path.resolve() for path in config_files(config)]
+        for index, path in enumerate(files[:-1]):
+            if path.parent == (ROOT / "configs").resolve():  # an experiment as a base: its layers come before it
+                assert files[:index] == [p.resolve() for p in config_files(path)[:-1]], config.name
 
 
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,10 @@ TINY = [
     "4",
     "--student-steps",
     "3",
+    "--dmd-config",
+    str(Path(__file__).resolve().parents[1] / "configs" / "sign_mnist_dmd.yaml"),
+    "--dmd-steps",
+    "2",
     "--num-samples",
     "64",
     "--teacher-nfe",
@@ -42,7 +47,7 @@ TINY = [
 ]
 
 
-def test_demo_runs_end_to_end_and_reuses_the_teacher(tmp_path, capsys) -> None:
+def test_demo_runs_both_stages_end_to_end_and_reuses_the_teacher(tmp_path, capsys) -> None:
     out = demo_main(["--output", str(tmp_path / "demo"), *TINY])
     metrics = json.loads((out / "metrics.json").read_text())
     for key in [
@@ -53,9 +58,13 @@ def test_demo_runs_end_to_end_and_reuses_the_teacher(tmp_path, capsys) -> None:
         "sign/idempotence_error",
         "sign/reconstruction_error",
         "sign/class_coverage_nfe1",
+        "sign_stage1/fid64_lenet8_nfe1",
+        "sign_stage1_ffz/fid64_lenet8_nfe2",
     ]:
         assert key in metrics, key
-    assert metrics["sign_generator_steps"] == 3
+    # The second stage (distribution matching) ran from the first's last checkpoint.
+    assert metrics["sign_stage1_generator_steps"] == 3 and metrics["sign_generator_steps"] == 2
+    assert (out / "sign_dmd_logs" / "checkpoints" / "last.ckpt").is_file()
     assert (out / "samples.png").stat().st_size > 0
     assert "output folder" in capsys.readouterr().out
     again = demo_main(["--output", str(tmp_path / "demo"), *TINY])

@@ -8,6 +8,7 @@ import io
 
 import torch
 import yaml
+from cli_helpers import built_sign_cli
 from test_sign_module import fit, tiny_sign
 from torch import Tensor
 
@@ -49,24 +50,10 @@ def test_the_same_term_from_yaml(tiny_teacher_dir, tmp_path) -> None:
             }
         )
     )
-    cli = cli_main(
-        [
-            "--model",
-            "signs_lightning.modules.SIGNModule",
-            "--model.init_args.teacher",
-            str(tiny_teacher_dir),
-            "--data",
-            "signs_lightning.data.EmbeddedMNISTDataModule",
-            "--config",
-            str(config),
-            "--model.init_args.reg.init_args.pairs",
-            "16",
-            "--model.init_args.flow",
-            "null",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ],
-        run=False,
+    cli = built_sign_cli(
+        tiny_teacher_dir,
+        *("--config", str(config), "--model.init_args.reg.init_args.pairs", "16", "--model.init_args.flow", "null"),
+        *("--trainer.default_root_dir", str(tmp_path)),
     )
     assert set(cli.model.losses) == {"rec", "idem", "reg", "mean"}
     assert cli.model.losses["mean"].weight == 0.5 and cli.model.losses["reg"].pairs == 16

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from cli_helpers import write_config
+from cli_helpers import built_sign_cli, write_config
 from test_sign_module import fit
 from tests_helpers import SCHEDULE_GRID
 from torch import Tensor, nn
 
-from signs_lightning.cli import cli_main, main
+from signs_lightning.cli import main
 from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher, ode_solvers, teacher_pairs
 from signs_lightning.diffusion.ode_solvers import SOLVERS, solve, trajectory
 from signs_lightning.losses import Regression
@@ -209,21 +209,7 @@ def test_the_solver_round_trips_through_checkpoints_and_yaml(tiny_teacher_dir, t
     config.write_text(
         yaml.safe_dump({"model": {"init_args": {"reg": {"init_args": {"solver": "unipc", "sampler_steps": 20}}}}})
     )
-    cli = cli_main(
-        [
-            "--model",
-            "signs_lightning.modules.SIGNModule",
-            "--model.init_args.teacher",
-            str(tiny_teacher_dir),
-            "--data",
-            "signs_lightning.data.EmbeddedMNISTDataModule",
-            "--config",
-            str(config),
-            "--trainer.default_root_dir",
-            str(tmp_path / "cli"),
-        ],
-        run=False,
-    )
+    cli = built_sign_cli(tiny_teacher_dir, "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "cli"))
     reg = cli.model.losses["reg"]
     assert (reg.solver, reg.sampler_steps) == ("unipc", 20)
     assert cli.model.hparams.reg["init_args"]["solver"] == "unipc"

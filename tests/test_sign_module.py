@@ -298,8 +298,16 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_student(tiny_teacher_dir,
     teacher = second.teacher.state_dict()
     fake = second.losses["dmd"].fake_score.state_dict()
     assert all(torch.equal(fake[k], teacher[k]) for k in teacher)
-    fit(second, tmp_path / "phase2", steps=2, enable_checkpointing=False)
+    trainer = fit(second, tmp_path / "phase2", steps=2, enable_checkpointing=False)
     assert second.generator_steps == 2
+    # A checkpoint of the second stage loads without the first stage's file.
+    trainer.save_checkpoint(tmp_path / "phase2.ckpt")
+    (tmp_path / "phase1.ckpt").unlink()
+    restored = SIGNModule.load_from_checkpoint(tmp_path / "phase2.ckpt")
+    assert (
+        torch.equal(restored.student.unet.conv_in.weight, second.student.unet.conv_in.weight)
+        and restored.generator_steps == 2
+    )
 
 
 def test_init_from_a_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_teacher_dir, tmp_path) -> None:

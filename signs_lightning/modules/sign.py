@@ -104,7 +104,10 @@ class SIGNModule(GeneratorModule):
         with warnings.catch_warnings():
             # Terms built in Python are recorded as their configs just below, not pickled as modules.
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
-            self.save_hyperparameters(ignore=["generator_optimizer", "generator_lr_scheduler", "evaluator"])
+            # init_from only seeds a new run: a checkpoint of that run must load without the file it started from.
+            self.save_hyperparameters(
+                ignore=["generator_optimizer", "generator_lr_scheduler", "evaluator", "init_from"]
+            )
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
         # Own copies: a default instance or a term passed to two modules must not share state (pairs, fake score).
