@@ -157,6 +157,7 @@ def demo_main(argv: list[str]) -> Path:
     metrics = evaluate(model, datamodule, args.num_samples, args.sign_nfe, args.teacher_nfe)
     if first_stage is not None:
         metrics.update(evaluate(first_stage, datamodule, args.num_samples, args.sign_nfe, [], prefix="sign_stage1"))
+        metrics.update(seconds_dmd_training=dmd_seconds, sign_stage1_generator_steps=first_stage.generator_steps)
     sample_grid(model, out / "samples.png", args.teacher_nfe, args.sign_nfe)
     rows = (
         ", ".join(f"teacher DDIM-{k}" for k in args.teacher_nfe)
@@ -168,11 +169,9 @@ def demo_main(argv: list[str]) -> Path:
         {
             "seconds_teacher_training": teacher_seconds,
             "seconds_sign_training": sign_seconds,
-            "seconds_dmd_training": dmd_seconds,
             "seconds_evaluation": time.perf_counter() - eval_start,
             "seconds_total": time.perf_counter() - start,
             "sign_generator_steps": model.generator_steps,
-            "sign_stage1_generator_steps": first_stage.generator_steps if first_stage is not None else 0,
             "samples_png_rows": rows,
         }
     )
