@@ -3,6 +3,8 @@ vs a bare forward pass of the UNet."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -143,3 +145,30 @@ def sample_vs_forward(
         # > 1: model.sample costs more than the forward pass it wraps.
         "sampling_overhead_ratio": sample_seconds / forward_seconds,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The Lightning-vs-bare measurement alone (``make bench`` runs it after its variants)."""
+    from benchmarks.run import extra_overrides  # run imports this module
+    from benchmarks.variants import HEADLINE, by_name
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=main.__doc__)
+    parser.add_argument("--teacher", required=True, help="diffusers teacher folder")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per loop and round (default: 40)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed first steps of each loop (default: 5)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both loops (default: 2)")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/overhead"))
+    parser.add_argument("--output", type=Path, required=True, help="JSON file for the result")
+    args = parser.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    headline = by_name(HEADLINE)
+    result = lightning_vs_bare(
+        headline, Path(args.teacher), args.workdir, extra_overrides(headline, False), args.steps, args.warmup,
+        args.rounds, device,
+    )  # fmt: skip
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -197,6 +197,12 @@ def test_teacher_fid_is_computed_once_per_teacher(tmp_path: Path) -> None:
     assert len(calls) == chunks  # served from the disk cache
     fresh.evaluate_teacher(teacher, SHAPE, STRATEGY, teacher_key="other-teacher")
     assert len(calls) == 2 * chunks
+    # Another batch size draws other noise: its teacher row is its own, paired with its own student rows.
+    other_batches = make_evaluator(tmp_path, nfe=[1, 4], teacher_nfe=[1, 4], batch_size=100)
+    other_batches.prepare(data, STRATEGY)
+    teacher_row = other_batches.evaluate_teacher(teacher, SHAPE, STRATEGY, teacher_key="toy-teacher")
+    as_student = other_batches.evaluate(lambda noise, nfe, g: teacher(noise, nfe), SHAPE, STRATEGY)
+    assert {key.replace("teacher_", ""): value for key, value in teacher_row.items()} == as_student
 
 
 def test_evaluator_before_prepare_and_without_teacher_nfe(tmp_path: Path) -> None:

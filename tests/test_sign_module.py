@@ -319,3 +319,50 @@ def test_init_from_a_checkpoint_that_does_not_fit_is_a_one_line_error(tiny_teach
     torch.save({"state_dict": {"model.w": torch.zeros(1)}, "pytorch-lightning_version": "2"}, tmp_path / "t.ckpt")
     with pytest.raises(SignsError, match="no student weights"):
         tiny_sign(tiny_teacher_dir, init_from=str(tmp_path / "t.ckpt"))
+
+
+def test_generator_warmup_trains_only_the_fake_score_first(tiny_teacher_dir, tmp_path) -> None:
+    model = tiny_sign(tiny_teacher_dir, dmd=True, gen_every=2, generator_warmup=3)
+    states: list[tuple[dict, dict]] = []
+
+    class Snapshots(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            states.append((snapshot(module.student), snapshot(module.losses["dmd"].fake_score)))
+
+    fit(model, tmp_path, steps=2, enable_checkpointing=False, callbacks=[Snapshots()])
+    # Batches 0-2 warm the fake score up; then the generator steps at batches 3 and 5.
+    assert model.generator_steps == 2 and model.global_batches == 6
+    (student_0, fake_0), (student_3, fake_3), (student_4, _) = states[0], states[3], states[4]
+    assert all(torch.equal(v, student_0[k]) for k, v in student_3.items())
+    assert any(not torch.equal(v, fake_0[k]) for k, v in fake_3.items())
+    assert any(not torch.equal(v, student_3[k]) for k, v in student_4.items())
+    with pytest.raises(ValueError, match="generator_warmup"):
+        tiny_sign(tiny_teacher_dir, generator_warmup=-1)
+
+
+def test_dmd_on_renoised_samples_matches_the_multistep_samplers_inputs(tiny_teacher_dir, monkeypatch) -> None:
+    model = tiny_sign(
+        tiny_teacher_dir, dmd=DistributionMatching(renoised_fraction=0.5), reg=False, renoise_max_level=0.1
+    )
+    levels: list[int] = []
+    q_sample = model.teacher.q_sample
+
+    def recording_q_sample(x, t, noise):
+        levels.extend(t.tolist())
+        return q_sample(x, t, noise)
+
+    monkeypatch.setattr(model.teacher, "q_sample", recording_q_sample)
+    x, z = torch.rand(8, 1, 8, 8) * 2 - 1, torch.randn(8, 1, 8, 8)
+    torch.manual_seed(0)
+    losses, _ = model.generator_losses(x, z)
+    # Half the batch re-noised to the sampler's levels (1 .. 0.1·999), then the 8 + 4 samples' L_dmd noise levels.
+    assert len(levels) == 4 + 12 and all(1 <= t <= 100 for t in levels[:4])
+    losses["dmd"].backward()
+    assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
+    model.losses["dmd"].renoised_fraction = 0.0
+    levels.clear()
+    torch.manual_seed(0)
+    model.generator_losses(x, z)
+    assert len(levels) == 8
+    with pytest.raises(ValueError, match="renoised_fraction"):
+        DistributionMatching(renoised_fraction=1.5)

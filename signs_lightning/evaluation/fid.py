@@ -283,7 +283,11 @@ class FIDEvaluator(nn.Module):
 
     # ---------------------------------------------------------------- teacher
     def _teacher_cache_path(self, teacher_key: str) -> Path:
-        name = f"teacher_fid_{slug(teacher_key)}_{self._reference_id}_n{self.num_samples}_seed{self.seed}.json"
+        # The noise of a chunk depends on the chunk's size: another batch size is another set of samples.
+        name = (
+            f"teacher_fid_{slug(teacher_key)}_{self._reference_id}_n{self.num_samples}_b{self.batch_size}"
+            f"_seed{self.seed}.json"
+        )
         return self.cache_root / name
 
     def evaluate_teacher(
@@ -297,8 +301,9 @@ class FIDEvaluator(nn.Module):
         """The teacher's FID at each of ``self.teacher_nfe``, computed once per teacher and then reused.
 
         Results are kept in memory per ``teacher_key`` and, when ``teacher_key`` is given, on disk in a JSON file
-        named by it, the reference set, the extractor, ``num_samples`` and ``seed``. The key must name everything
-        that changes the samples (weights fingerprint, sampler, eta...), e.g. ``"ddpm-cifar10-32_ddim_eta0"``.
+        named by it, the reference set, the extractor, ``num_samples``, ``batch_size`` and ``seed``. The key must
+        name everything that changes the samples (weights fingerprint, sampler, eta...), e.g.
+        ``"ddpm-cifar10-32_ddim_eta0"``.
         Same noise as ``evaluate``, so the teacher row is paired with the student's. Keys
         ``f"{prefix}/teacher_fid{count}_{extractor}_nfe{k}"`` (and ``teacher_class_coverage_nfe{k}``).
         """

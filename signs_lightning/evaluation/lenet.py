@@ -52,7 +52,8 @@ def train_lenet(
     # slower; one thread also makes the weights independent of the machine's core count.
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
+        # enable_grad: the first scoring (e.g. under an evaluation's no_grad) may be what trains it.
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
             return _train(images, labels, seed, epochs, batch_size, held_out_per_class)
     finally:
         torch.set_num_threads(threads)

@@ -261,6 +261,10 @@ class DistributionMatching(LossTerm):
         weight: λ_dmd.
         t_min, t_max: t ~ U[t_min·T, t_max·T].
         optimizer, lr_scheduler: the fake score's optimizer (default AdamW, lr 1e-3) and LR-scheduler factories.
+        renoised_fraction: share of the batch on which L_dmd also matches the multi-step sampler's later steps:
+            x_g = f(q(sg[f(z)], t, ε)) with t ~ U{1 .. the sampler's highest re-noising level} (DMD2's backward
+            simulation: the generator is matched on the inputs it sees at inference). These samples are extra,
+            f(z)'s whole batch stays matched; the fake score still learns from f(z) only.
     """
 
     name = "dmd"
@@ -272,20 +276,39 @@ class DistributionMatching(LossTerm):
         t_max: float = 0.98,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        renoised_fraction: float = 0.0,
     ) -> None:
         super().__init__(weight)
         if not 0 <= t_min < t_max <= 1:
             raise ValueError(f"DistributionMatching: need 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
+        if not 0 <= renoised_fraction <= 1:
+            raise ValueError(f"DistributionMatching: renoised_fraction must be in [0, 1], got {renoised_fraction}")
         self.t_min, self.t_max = t_min, t_max
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.renoised_fraction = renoised_fraction
         self.fake_score: ScoreModel | None = None
+        self.renoise_top = 0
 
     def bind(self, module: Any) -> None:
         # Initialised from the teacher, as in DMD.
         self.fake_score = module.teacher.trainable_copy()
+        # The multi-step sampler's highest level (sampling.renoise_timesteps), at least 1.
+        self.renoise_top = max(1, round(module.renoise_max_level * (module.schedule.num_timesteps - 1)))
+
+    def inputs(self, step: Step) -> dict[str, Tensor]:
+        count = round(self.renoised_fraction * step.z.shape[0])
+        if count == 0:
+            return {}
+        with torch.no_grad():
+            # Where the sampler's first step lands; the graph of f(z) is not needed for the inputs of its next steps.
+            x = step.student(step.z[:count])
+        t = torch.randint(1, self.renoise_top + 1, (count,), device=x.device)
+        return {"renoised": step.teacher.q_sample(x, t, torch.randn_like(x))}
 
     def loss(self, step: Step) -> Tensor:
-        return dmd_loss(step.f_z, step.teacher, self.fake_score, self.t_min, self.t_max)
+        key = f"{self.name}/renoised"
+        x_g = torch.cat([step.f_z, step.outputs[key]]) if key in step.outputs else step.f_z
+        return dmd_loss(x_g, step.teacher, self.fake_score, self.t_min, self.t_max)
 
     def optimizers(self) -> list[tuple[str, Iterable[nn.Parameter], OptimizerCallable, LRSchedulerCallable | None]]:
         optimizer = self.optimizer or functools.partial(torch.optim.AdamW, lr=1e-3)

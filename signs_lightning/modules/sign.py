@@ -57,6 +57,8 @@ class SIGNModule(GeneratorModule):
         distance: d(·,·) of every term that compares images.
         gen_every: the generator steps once every ``gen_every`` batches; terms' own networks (the fake score)
             every batch.
+        generator_warmup: the first this many batches train only the terms' own networks (DMD2's fake-score
+            warm-up: the fake score learns f's current samples before L_dmd's gradient reaches f).
         max_generator_steps: stop after this many generator steps (``trainer.max_steps`` counts the steps of
             every optimizer).
         gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
@@ -88,6 +90,7 @@ class SIGNModule(GeneratorModule):
         output_head: OutputHead = "x0",
         distance: Distance = "mse",
         gen_every: int = 1,
+        generator_warmup: int = 0,
         max_generator_steps: int | None = None,
         gradient_clip_norm: float | None = 10.0,
         ema_decay: float | None = 0.999,
@@ -110,6 +113,8 @@ class SIGNModule(GeneratorModule):
             )
         if gen_every < 1:
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
+        if generator_warmup < 0:
+            raise ValueError(f"generator_warmup must be >= 0, got {generator_warmup}")
         # Own copies: a default instance or a term passed to two modules must not share state (pairs, fake score).
         slots = {name: copy.deepcopy(build_term(spec)) for name, spec in zip(TERM_SLOTS, (rec, idem, flow, dmd, reg))}
         for name, term in slots.items():
@@ -220,8 +225,9 @@ class SIGNModule(GeneratorModule):
         logs: dict[str, Tensor] = {}
         f_z = None
 
-        # -- generator f: every ``gen_every`` batches ------------------------------------------------------
-        if self.global_batches % self.hparams.gen_every == 0:
+        # -- generator f: every ``gen_every`` batches after the warm-up ---------------------------------------
+        after_warmup = self.global_batches - self.hparams.generator_warmup
+        if after_warmup >= 0 and after_warmup % self.hparams.gen_every == 0:
             losses, f_z = self.generator_losses(x, z)
             total = sum(self.losses[name].weight * value for name, value in losses.items())
             self.generator_update(total, optimizers["generator"])

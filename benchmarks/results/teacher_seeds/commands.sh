@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Issue 13 item 5: how far apart two trainings of the demo's teacher land (seeds 1, 2 besides make demo's seed 0),
+# and two changes at the same 2,500 steps: AdamW 2e-3, and the cosine ("squaredcos_cap_v2") noise schedule.
+# Step-budgeted (2,500 steps, as configs/teacher_mnist.yaml), scored by DDIM-10 and -50 on 2,000 samples.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."  # the repository root
+teacher() {  # name, extra args...
+  local name=$1; shift
+  rm -rf runs/teacher_$name
+  .venv/bin/signs fit --config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config configs/teacher_mnist.yaml \
+    --model.init_args.output_dir runs/teacher_$name/teacher --trainer.default_root_dir runs/teacher_$name \
+    --trainer.enable_progress_bar false "$@" > runs/teacher_$name.log 2>&1
+}
+teacher s1 --seed_everything 1
+teacher s2 --seed_everything 2
+teacher lr2e-3 --model.init_args.optimizer.init_args.lr 2e-3
+teacher cosine --model.init_args.beta_schedule squaredcos_cap_v2
+.venv/bin/python -m benchmarks.score_checkpoints runs/demo_unipc0/teacher runs/teacher_{s1,s2,lr2e-3,cosine}/teacher \
+  --teacher-nfe 10 50 --output benchmarks/results/teacher_seeds/scores.json
+echo done
