@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."  # the repository root
 T=runs/demo_unipc0/teacher
-for seed in 1 2; do
+for seed in 1 2; do  # B1
   rm -rf runs/long_B1_s$seed
   .venv/bin/signs fit --config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config configs/sign_mnist.yaml \
     --config configs/sign_mnist_dmd.yaml --seed_everything $seed \
@@ -13,5 +13,17 @@ for seed in 1 2; do
     --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
     --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
     --trainer.default_root_dir runs/long_B1_s$seed > runs/long_B1_s$seed.log 2>&1
+done
+# The winner of knobs.sh, B7 (t ~ U[0.02, 0.5]·T, now configs/sign_mnist_dmd.yaml), with two more seeds at its
+# 1,205 generator steps.
+for seed in 1 2; do
+  rm -rf runs/long_B7_s$seed
+  .venv/bin/signs fit --config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config configs/sign_mnist.yaml \
+    --config configs/sign_mnist_dmd.yaml --seed_everything $seed \
+    --model.init_args.teacher $T --model.init_args.init_from runs/long_A/checkpoints/last.ckpt \
+    --model.init_args.max_generator_steps 1205 \
+    --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
+    --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+    --trainer.default_root_dir runs/long_B7_s$seed > runs/long_B7_s$seed.log 2>&1
 done
 echo done
