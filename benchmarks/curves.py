@@ -1,4 +1,4 @@
-"""Plot training curves (``signs_lightning.callbacks.TrainingCurve`` files): one line per run, a metric against
+"""Plot training curves (``signs_lightning.run.callbacks.TrainingCurve`` files): one line per run, a metric against
 training time and against generator steps.
 
     python -m benchmarks.curves OUT.png LABEL=CURVE.jsonl[@SECONDS] ... [--metric val/fid1k_lenet16_nfe1]

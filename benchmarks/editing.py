@@ -7,7 +7,7 @@ On ``--num-images`` held-out embedded-MNIST digits (a seeded, class-mixed subset
 Gaussian noise σ = 0.2, 0.5, 1 (on the [-1, 1] scale), and inpainting of the lower half, a centre box (half the side)
 and 50% / 80% of the pixels at random. Each is repaired by
 
-- SIGN and IGN with the editors of ``signs edit`` (``signs_lightning/editing.py``: ``denoise``, ``inpaint``) at their
+- SIGN and IGN with the editors of ``signs edit`` (``inference/editing.py``: ``denoise``, ``inpaint``) at their
   NFE settings;
 - the teacher doing the same job with DDIM (``teacher_denoise``: the noisy image scaled to its noise level, then
   DDIM down; ``teacher_inpaint``: DDIM from noise, re-imposing the re-noised known pixels at every step);
@@ -39,16 +39,17 @@ from torch import Tensor
 from benchmarks.measure import synchronize
 from benchmarks.report import write_json
 from benchmarks.run import device_name
-from signs_lightning import editing, sampling
 from signs_lightning.commands.loading import load_generator
+from signs_lightning.core.distributed import LocalStrategy
+from signs_lightning.core.errors import SignsError
+from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.errors import SignsError
-from signs_lightning.evaluation import FIDEvaluator, LocalStrategy, MNISTClassifierFeatures
+from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
 from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.grid import sample_rows_grid
+from signs_lightning.inference import editing, sampling
 from signs_lightning.modules.common import GeneratorModule
-from signs_lightning.randomness import seeded_generator
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -190,7 +191,7 @@ def generator_editor(model: GeneratorModule, nfe: int) -> Editor:
     def edit(corruption: Corruption, y: Tensor, fill: Tensor | None, generators: list[torch.Generator]) -> Tensor:
         if fill is None:
             return editing.denoise(f, y, schedule, corruption.sigma, levels, generators)
-        return editing.inpaint(f, y, fill, schedule, levels, generators)
+        return sampling.inpaint(f, y, fill, schedule, levels, generators)
 
     return edit
 

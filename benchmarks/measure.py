@@ -12,15 +12,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.evaluation import (
-    FeatureExtractor,
-    FIDEvaluator,
-    InceptionV3Features,
-    LocalStrategy,
-    MNISTClassifierFeatures,
-)
+from signs_lightning.evaluation import FeatureExtractor, FIDEvaluator, InceptionV3Features, MNISTClassifierFeatures
 from signs_lightning.evaluation.fid import SampleFn
 from signs_lightning.evaluation.keys import CLASS_COVERAGE, fid_name
 from signs_lightning.evaluation.scoring import by_nfe, ddim_sampler, heldout_diagnostics, score_sampler

@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.measure import median_seconds, synchronize
 from benchmarks.training import variant_overrides
 from benchmarks.variants import Variant
-from signs_lightning import runs
-from signs_lightning.cli import cli_main
-from signs_lightning.config_layers import config_files
 from signs_lightning.modules.common import GeneratorModule, bare_step_tools
 from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.networks.generator import IdempotentGenerator
+from signs_lightning.run import runs
+from signs_lightning.run.cli import cli_main
+from signs_lightning.run.config_layers import config_files
 
 
 class StepClock(L.Callback):

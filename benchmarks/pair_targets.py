@@ -33,10 +33,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import SOLVERS, ScoreModel, load_teacher
 from signs_lightning.diffusion.teacher_pairs import generate_pairs
-from signs_lightning.evaluation import FIDEvaluator, LocalStrategy, MNISTClassifierFeatures
+from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
 
 DEFAULT_ROWS = [
     "ddim:10",

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.measure import Scorer
-from signs_lightning import sampling
+from signs_lightning.inference import sampling
 from signs_lightning.modules import IGNModule, SIGNModule
 from signs_lightning.modules.common import GeneratorModule
 

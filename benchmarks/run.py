@@ -39,10 +39,10 @@ from benchmarks.variants import (
     by_name,
     select,
 )
-from signs_lightning import demo, runs
-from signs_lightning.config_layers import config_files
+from signs_lightning.commands import demo, runs
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
 from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.run.config_layers import config_files
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEACHER = REPO / "runs" / "demo" / "teacher"

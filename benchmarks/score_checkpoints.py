@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
+from signs_lightning.commands.demo import evaluate
 from signs_lightning.commands.loading import load_generator
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
-from signs_lightning.demo import evaluate
 from signs_lightning.diffusion import load_teacher
 from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
 from signs_lightning.evaluation.scoring import ddim_sampler, score_sampler
-from signs_lightning.evaluation.strategy import LocalStrategy
 from signs_lightning.modules import SIGNModule
 
 # What the tables report: the distances (SIGN per NFE, f(f(z)), the teacher's DDIM); not coverage or diagnostics.

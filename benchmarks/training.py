@@ -12,9 +12,9 @@ from lightning.pytorch.callbacks import Timer
 
 from benchmarks.measure import peak_memory_mb, reset_peak_memory
 from benchmarks.variants import Variant
-from signs_lightning import runs
-from signs_lightning.config_layers import config_files
 from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.run import runs
+from signs_lightning.run.config_layers import config_files
 
 
 def max_time(seconds: float) -> str:

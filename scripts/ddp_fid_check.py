@@ -22,14 +22,9 @@ import torch.multiprocessing as mp
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from signs_lightning.evaluation import (
-    EvalStrategy,
-    FIDEvaluator,
-    LocalStrategy,
-    RandomConvFeatures,
-    TorchDistributedStrategy,
-)
-from signs_lightning.sampling import randn_like
+from signs_lightning.core.distributed import DistributedStrategy, LocalStrategy, TorchDistributedStrategy
+from signs_lightning.evaluation import FIDEvaluator, RandomConvFeatures
+from signs_lightning.inference.sampling import randn_like
 
 IMAGE_SHAPE = (1, 8, 8)
 
@@ -58,7 +53,7 @@ def teacher(noise: Tensor, nfe: int) -> Tensor:
     return torch.tanh(noise + 0.05 * nfe)
 
 
-def run(strategy: EvalStrategy, cache_dir: str, num_samples: int, batch_size: int) -> dict[str, float]:
+def run(strategy: DistributedStrategy, cache_dir: str, num_samples: int, batch_size: int) -> dict[str, float]:
     """Student and teacher metrics of the fixed generators (every rank calls it)."""
     evaluator = FIDEvaluator(
         RandomConvFeatures(in_channels=1, num_features=16),

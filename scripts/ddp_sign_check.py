@@ -21,7 +21,7 @@ import torch
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.losses import DistributionMatching, Flow, Regression
 from signs_lightning.modules import SIGNModule
-from signs_lightning.process_group import close_process_group
+from signs_lightning.run.process_group import close_process_group
 
 
 class RecordingSIGN(SIGNModule):

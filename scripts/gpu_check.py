@@ -36,11 +36,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the synthetic dataset trees
 from data_trees import write_cifar10_tree  # noqa: E402
 
 from benchmarks.measure import median_seconds, synchronize  # noqa: E402
-from signs_lightning.cli import cli_main  # noqa: E402
-from signs_lightning.config_layers import config_files  # noqa: E402
+from signs_lightning.core.distributed import LocalStrategy  # noqa: E402
 from signs_lightning.diffusion.teacher_pairs import generate_pairs  # noqa: E402
-from signs_lightning.evaluation import InceptionV3Features, LocalStrategy  # noqa: E402
+from signs_lightning.evaluation import InceptionV3Features  # noqa: E402
 from signs_lightning.evaluation.inception_weights import inception_weights_path  # noqa: E402
+from signs_lightning.run.cli import cli_main  # noqa: E402
+from signs_lightning.run.config_layers import config_files  # noqa: E402
 
 CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
 # ``--config`` for each layer of CONFIG (its ``# bases:`` line), then CONFIG itself: the command a user runs.

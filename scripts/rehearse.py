@@ -25,10 +25,10 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5
 
-from signs_lightning.cli import cli_main
-from signs_lightning.config_layers import config_files
 from signs_lightning.data import CIFAR10DataModule
-from signs_lightning.process_group import close_process_group
+from signs_lightning.run.cli import cli_main
+from signs_lightning.run.config_layers import config_files
+from signs_lightning.run.process_group import close_process_group
 
 
 def describe_cifar_tree(root: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from signs_lightning.cli import SignsCLI, cli_main
+from signs_lightning.run.cli import SignsCLI, cli_main
 
 TRAINER = {
     "accelerator": "cpu",
@@ -17,7 +17,7 @@ TRAINER = {
     "enable_model_summary": False,
     "num_sanity_val_steps": 0,
     "limit_val_batches": 1,
-    "callbacks": [{"class_path": "signs_lightning.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
+    "callbacks": [{"class_path": "signs_lightning.run.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
 }
 MODELS = {
     "sign": {

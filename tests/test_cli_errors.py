@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cli_helpers import write_config
 
-from signs_lightning.cli import main
+from signs_lightning.run.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from signs_lightning.cli import cli_main, main
-from signs_lightning.config_layers import check_bases, config_files, given_configs, layer_names
+from signs_lightning.run.cli import cli_main, main
+from signs_lightning.run.config_layers import check_bases, config_files, given_configs, layer_names
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -119,7 +119,7 @@ trainer:
   max_steps: 10
   precision: 32-true
   callbacks:
-    - class_path: signs_lightning.callbacks.ModelCheckpoint
+    - class_path: signs_lightning.run.callbacks.ModelCheckpoint
       init_args: {save_last: true, every_n_train_steps: 500}
     - class_path: lightning.pytorch.callbacks.LearningRateMonitor
       init_args: {logging_interval: step}
@@ -178,7 +178,7 @@ def test_how_a_later_config_changes_a_list_of_callbacks(tmp_path) -> None:
         """
 trainer:
   callbacks:
-    - class_path: signs_lightning.callbacks.ModelCheckpoint
+    - class_path: signs_lightning.run.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 20000}
     - class_path: lightning.pytorch.callbacks.LearningRateMonitor
 """,
@@ -189,7 +189,7 @@ trainer:
         """
 trainer:
   callbacks:
-    - class_path: signs_lightning.callbacks.ModelCheckpoint
+    - class_path: signs_lightning.run.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 20000}
 """,
     )

@@ -13,7 +13,6 @@ from jsonargparse import ArgumentParser
 from PIL import Image
 from torchvision.datasets import CelebA
 
-from signs_lightning.config_layers import config_files
 from signs_lightning.data import (
     CELEBA_CROP,
     CelebA64DataModule,
@@ -25,6 +24,7 @@ from signs_lightning.data import (
     check_matches_model,
 )
 from signs_lightning.data.image_folder import load_image
+from signs_lightning.run.config_layers import config_files
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signs_lightning.demo import demo_main
+from signs_lightning.commands.demo import demo_main
 
 # End to end: in `make test`, not in `make test-fast`.
 pytestmark = pytest.mark.slow

@@ -14,11 +14,11 @@ from test_module_commands import TINY
 from torch import Tensor, nn
 
 from benchmarks import editing as bench
-from signs_lightning import editing, sampling
-from signs_lightning.cli import cli_main
+from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
-from signs_lightning.randomness import seeded_generator
+from signs_lightning.inference import editing, sampling
+from signs_lightning.run.cli import cli_main
 
 # The data and trainer arguments of the tiny SIGN fit, shared with the IGN fit.
 DATA_AND_TRAINER = TINY[TINY.index("--data.class_path") :]

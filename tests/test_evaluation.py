@@ -18,12 +18,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.evaluation import (
     FeatureExtractor,
     FIDEvaluator,
     Gaussian,
     InceptionV3Features,
-    LocalStrategy,
     MNISTClassifierFeatures,
     MomentAccumulator,
     format_table,

@@ -22,7 +22,7 @@ def fit(tmp: Path, teacher: Path, devices: int, logs: str, *extra: str) -> subpr
     command = [
         sys.executable,
         "-m",
-        "signs_lightning.cli",
+        "signs_lightning.run.cli",
         "fit",
         "--seed_everything",
         "3",
@@ -73,7 +73,7 @@ def fit(tmp: Path, teacher: Path, devices: int, logs: str, *extra: str) -> subpr
         "lightning.pytorch.loggers.CSVLogger",
         "--trainer.logger.init_args.save_dir",
         str(tmp / logs),
-        "--trainer.callbacks+=signs_lightning.callbacks.ModelCheckpoint",
+        "--trainer.callbacks+=signs_lightning.run.callbacks.ModelCheckpoint",
         "--trainer.callbacks.init_args.dirpath",
         str(tmp / "checkpoints"),
         "--trainer.callbacks.init_args.save_last",

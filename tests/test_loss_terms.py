@@ -12,9 +12,9 @@ from cli_helpers import built_sign_cli
 from test_sign_module import fit, tiny_sign
 from torch import Tensor
 
-from signs_lightning.cli import cli_main
 from signs_lightning.losses import LossTerm, Regression, Step
 from signs_lightning.modules import SIGNModule
+from signs_lightning.run.cli import cli_main
 
 
 class MeanMatching(LossTerm):

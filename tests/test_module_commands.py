@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from test_sign_module import fit, snapshot, tiny_sign
 
-from signs_lightning.cli import cli_main
 from signs_lightning.losses import DistributionMatching
 from signs_lightning.modules.common import NonFiniteUpdates
+from signs_lightning.run.cli import cli_main
 
 TINY = [
     "--model.class_path",

@@ -13,10 +13,10 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from benchmarks import editing as editing_bench
-from signs_lightning.callbacks import ModelCheckpoint
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.losses import Regression
 from signs_lightning.modules import SIGNModule
+from signs_lightning.run.callbacks import ModelCheckpoint
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

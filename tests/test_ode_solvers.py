@@ -14,11 +14,11 @@ from test_sign_module import fit
 from tests_helpers import SCHEDULE_GRID
 from torch import Tensor, nn
 
-from signs_lightning.cli import main
 from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher, ode_solvers, teacher_pairs
 from signs_lightning.diffusion.ode_solvers import SOLVERS, solve, trajectory
 from signs_lightning.losses import Regression
 from signs_lightning.modules import SIGNModule
+from signs_lightning.run.cli import main
 
 MULTISTEP = ("dpmsolver++", "unipc")
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from test_sign_module import fit, snapshot, tiny_sign
 
-from signs_lightning import sampling
+from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.diffusion.schedule import NoiseSchedule
-from signs_lightning.randomness import seeded_generator
+from signs_lightning.inference import sampling
 
 SCHEDULE = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
 
@@ -29,7 +29,7 @@ def test_samplers_draw_only_from_the_generator_they_are_given() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
     mask = (torch.rand(4, 1, 8, 8) > 0.5).float()
     edits = [sampling.edit(f, z, SCHEDULE, 30, seeded_generator(3)) for _ in range(2)]
-    paints = [sampling.inpaint(f, z, mask, SCHEDULE, [40, 20], seeded_generator(3)) for _ in range(2)]
+    paints = [sampling.inpaint(f, z, 1 - mask, SCHEDULE, [40, 20], seeded_generator(3)) for _ in range(2)]
     assert torch.equal(*edits) and torch.equal(*paints)
 
 

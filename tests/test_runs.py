@@ -1,4 +1,4 @@
-"""Runs from Python (``signs_lightning.runs``): configs composed in order, overrides last, a teacher trained once."""
+"""Runs from Python (``run.runs``): configs composed in order, overrides last, a teacher trained once."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from signs_lightning import runs
-from signs_lightning.cli import main
-from signs_lightning.errors import SignsError
+from signs_lightning.core.errors import SignsError
+from signs_lightning.run import runs
+from signs_lightning.run.cli import main
 
 TRAINER = {
     "accelerator": "cpu",

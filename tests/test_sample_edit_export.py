@@ -16,14 +16,14 @@ from huggingface_hub import ModelCard
 from PIL import Image
 from test_module_commands import TINY
 
-from signs_lightning import editing
-from signs_lightning.cli import cli_main, main
 from signs_lightning.commands.export import to_pipeline
 from signs_lightning.commands.loading import load_generator
+from signs_lightning.core.randomness import seeded_generator
+from signs_lightning.inference import editing, sampling
+from signs_lightning.inference.pipeline import SIGNPipeline
+from signs_lightning.inference.prediction import to_uint8
 from signs_lightning.modules import SIGNModule
-from signs_lightning.pipeline import SIGNPipeline
-from signs_lightning.prediction import to_uint8
-from signs_lightning.randomness import seeded_generator
+from signs_lightning.run.cli import cli_main, main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIDS = {1: 40.2, 2: 36.7}
@@ -137,7 +137,7 @@ def test_two_processes_sample_the_images_of_one(checkpoint, tmp_path) -> None:
     command = [
         sys.executable,
         "-m",
-        "signs_lightning.cli",
+        "signs_lightning.run.cli",
         "sample",
         str(checkpoint),
         "--output",
@@ -320,7 +320,7 @@ def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:
     cases = [
         (pipe.project(y, 0.4, 2, generators(), "pt"), editing.project(f, y, schedule, 0.4, levels, generators())),
         (pipe.denoise(y, 0.3, 2, generators(), "pt"), editing.denoise(f, y, schedule, 0.3, levels, generators())),
-        (pipe.inpaint(y, fill, 2, generators(), "pt"), editing.inpaint(f, y, fill, schedule, levels, generators())),
+        (pipe.inpaint(y, fill, 2, generators(), "pt"), sampling.inpaint(f, y, fill, schedule, levels, generators())),
     ]
     for output, expected in cases:
         assert torch.equal(output.images, as_pipeline_output(expected))

@@ -9,9 +9,10 @@ import torch
 from test_sign_module import tiny_sign
 
 from benchmarks.measure import Scorer
-from signs_lightning import demo
+from signs_lightning.commands import demo
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
-from signs_lightning.evaluation import FIDEvaluator, LocalStrategy, MNISTClassifierFeatures, RandomConvFeatures
+from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures, RandomConvFeatures
 from signs_lightning.evaluation.scoring import ddim_sampler, score_sampler
 from signs_lightning.modules import TeacherModule
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
-from signs_lightning.callbacks import ModelCheckpoint
+from signs_lightning.core.errors import SignsError
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import load_teacher, teacher_pairs
-from signs_lightning.errors import SignsError
 from signs_lightning.losses import DistributionMatching, Flow, Regression, Step
 from signs_lightning.modules import SIGNModule
+from signs_lightning.run.callbacks import ModelCheckpoint
 
 ALL_TERMS = dict(flow=True, dmd=True)
 

@@ -25,8 +25,8 @@ import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from slurm_cluster import LocalSlurm, SlurmClusterError, ensure_slurm_installed, local_slurm
 
-from signs_lightning.callbacks import ModelCheckpoint
-from signs_lightning.resume import resolve_ckpt_path
+from signs_lightning.run.callbacks import ModelCheckpoint
+from signs_lightning.run.resume import resolve_ckpt_path
 
 # Each case takes about a minute here; a job that never ends fails the test instead of holding CI.
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
@@ -67,7 +67,7 @@ def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
             "enable_model_summary": False,
             "callbacks": [
                 {
-                    "class_path": "signs_lightning.callbacks.ModelCheckpoint",
+                    "class_path": "signs_lightning.run.callbacks.ModelCheckpoint",
                     "init_args": {"save_last": True, "every_n_train_steps": SAVE_EVERY_GLOBAL_STEPS},
                 },
                 {"class_path": "slurm_hold.HoldFirstRun", "init_args": {"step": HOLD_AT, "marker_dir": str(markers)}},

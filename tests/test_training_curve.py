@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import write_config
 
-from signs_lightning.cli import cli_main
+from signs_lightning.run.cli import cli_main
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def fit(config: Path, run: Path, steps: int, *extra: str):
             "2",
             "--trainer.check_val_every_n_epoch",
             "null",
-            "--trainer.callbacks+=signs_lightning.callbacks.TrainingCurve",
+            "--trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve",
             "--model.init_args.max_generator_steps",
             str(steps),
             *extra,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import importlib
 
 # name -> "module:function" taking the arguments after the name. Imported on use, so that ``signs fit`` pays nothing
-# for these commands, and so that the modules may build on ``signs_lightning.cli`` themselves.
+# for these commands, and so that the modules may build on ``signs_lightning.run.cli`` themselves.
 COMMANDS = {
-    "demo": "signs_lightning.demo:demo_main",
+    "demo": "signs_lightning.commands.demo:demo_main",
     "sample": "signs_lightning.commands.sample:main",
     "edit": "signs_lightning.commands.edit:main",
     "export": "signs_lightning.commands.export:main",

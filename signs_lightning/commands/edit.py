@@ -21,14 +21,14 @@ import torch
 import torchvision
 from torch import Tensor
 
-from signs_lightning import editing, sampling
 from signs_lightning.commands.images import Geometry, box_mask, find_inputs, output_names, read_image, read_mask
 from signs_lightning.commands.loading import load_generator
-from signs_lightning.errors import SignsError
+from signs_lightning.core.errors import SignsError
+from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.evaluation.grid import sample_rows_grid
+from signs_lightning.inference import editing, sampling
+from signs_lightning.inference.prediction import to_uint8, write_png
 from signs_lightning.modules.common import GeneratorModule
-from signs_lightning.prediction import to_uint8, write_png
-from signs_lightning.randomness import seeded_generator
 
 GRID_COLUMNS = 16
 
@@ -118,7 +118,7 @@ def edit_batch(
         result = editing.denoise(f, y, schedule, args.sigma, levels, generators)
     elif args.task == "inpaint":
         fill = fill.to(y.device).expand_as(y)
-        result = editing.inpaint(f, y, fill, schedule, levels, generators)
+        result = sampling.inpaint(f, y, fill, schedule, levels, generators)
         y = y * (1 - fill)  # the region to fill shown mid-grey
     elif args.task == "colorize":
         result = editing.colorize(f, y, schedule, args.strength, levels, generators)

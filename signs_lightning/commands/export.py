@@ -21,14 +21,14 @@ import torch
 import torchvision
 from diffusers import DDPMScheduler
 
-from signs_lightning import pipeline as pipeline_module
 from signs_lightning.commands.loading import load_generator
-from signs_lightning.errors import SignsError
-from signs_lightning.model_card import CardFacts, model_card
+from signs_lightning.core.errors import SignsError
+from signs_lightning.core.randomness import seeded_generator
+from signs_lightning.inference import pipeline as pipeline_module
+from signs_lightning.inference.model_card import CardFacts, model_card
+from signs_lightning.inference.pipeline import SIGNPipeline
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.generator import IdempotentGenerator
-from signs_lightning.pipeline import SIGNPipeline
-from signs_lightning.randomness import seeded_generator
 
 GRID_SAMPLES = 16
 

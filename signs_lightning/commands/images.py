@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from signs_lightning.core.errors import SignsError
 from signs_lightning.data.errors import DatasetNotFoundError
 from signs_lightning.data.image_folder import (
     IMAGE_EXTENSIONS,
@@ -18,7 +19,6 @@ from signs_lightning.data.image_folder import (
     load_image,
     pil_to_unit_tensor,
 )
-from signs_lightning.errors import SignsError
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from signs_lightning.checkpoint_args import CLASS_KEY
-from signs_lightning.checkpoint_io import CheckpointError, read_checkpoint
 from signs_lightning.modules import IGNModule, SIGNModule
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.modules.exported import ExportedGenerator
+from signs_lightning.run.checkpoint_args import CLASS_KEY
+from signs_lightning.run.checkpoint_io import CheckpointError, read_checkpoint
 
 GENERATOR_CLASSES = {"SIGNModule": SIGNModule, "IGNModule": IGNModule}
 WHAT_TO_PASS = "pass a checkpoint (.ckpt) written by `signs fit`, or a folder written by `signs export`"

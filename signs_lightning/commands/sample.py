@@ -19,9 +19,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from signs_lightning.commands.loading import load_generator
-from signs_lightning.errors import SignsError
+from signs_lightning.core.errors import SignsError
+from signs_lightning.inference.prediction import SampleWriter
 from signs_lightning.modules.common import GeneratorModule
-from signs_lightning.prediction import SampleWriter
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

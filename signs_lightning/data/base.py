@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from signs_lightning.core.randomness import run_seed
 from signs_lightning.data.sampler import ResumableSampler
-from signs_lightning.randomness import run_seed
 
 
 class ImageDataModule(L.LightningDataModule):

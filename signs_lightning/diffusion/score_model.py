@@ -11,8 +11,8 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from signs_lightning.core.errors import first_line
 from signs_lightning.diffusion.schedule import NoiseSchedule
-from signs_lightning.errors import first_line
 
 
 class ScoreModel(nn.Module):

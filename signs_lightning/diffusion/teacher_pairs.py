@@ -17,11 +17,11 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.core.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.core.distributed import DistributedStrategy, LocalStrategy
+from signs_lightning.core.randomness import PAIRS_STREAM, seeded_generator
 from signs_lightning.diffusion import ode_solvers
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy
-from signs_lightning.randomness import PAIRS_STREAM, seeded_generator
 
 # Bumped whenever the same (teacher, solver, steps, count, seed) would produce different pairs: old caches are not
 # reused. The solver is in the file name (``ddim10``, ``dpmsolverpp10``, ``unipc10``); DDIM pairs are the same as
@@ -101,7 +101,7 @@ def generate_pairs(
     return TeacherPairs(z, y_all, path_all)
 
 
-def gather_interleaved(share: Tensor, count: int, strategy: EvalStrategy) -> Tensor:
+def gather_interleaved(share: Tensor, count: int, strategy: DistributedStrategy) -> Tensor:
     """Rank r holds items r, r + W, r + 2W, ... of ``count``; returns all ``count`` items in order, on the CPU."""
     world = strategy.world_size
     if world == 1:
@@ -133,7 +133,7 @@ def load_or_generate_pairs(
     seed: int,
     cache_dir: str | os.PathLike | None = None,
     trajectory: bool = False,
-    strategy: EvalStrategy | None = None,
+    strategy: DistributedStrategy | None = None,
     batch_size: int = 500,
     solver: str = "ddim",
 ) -> TeacherPairs:

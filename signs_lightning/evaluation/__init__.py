@@ -24,21 +24,17 @@ from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator, frec
 from signs_lightning.evaluation.keys import IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, count_tag
 from signs_lightning.evaluation.report import format_table
 from signs_lightning.evaluation.scoring import score_sampler
-from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy, TorchDistributedStrategy
 
 __all__ = [
-    "EvalStrategy",
     "FIDEvaluator",
     "FeatureExtractor",
     "Gaussian",
     "IDEMPOTENCE_KEY",
     "InceptionV3Features",
-    "LocalStrategy",
     "MNISTClassifierFeatures",
     "MomentAccumulator",
     "RECONSTRUCTION_KEY",
     "RandomConvFeatures",
-    "TorchDistributedStrategy",
     "count_tag",
     "format_table",
     "frechet_distance",

@@ -12,10 +12,10 @@ import hashlib
 import torch
 from torch import Tensor, nn
 
-from signs_lightning.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.core.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.core.distributed import DistributedStrategy, LocalStrategy
 from signs_lightning.evaluation.inception_weights import ensure_inception_weights
 from signs_lightning.evaluation.lenet import CLASSES, FEATURES, LeNet, train_lenet
-from signs_lightning.evaluation.strategy import EvalStrategy, LocalStrategy
 
 TORCH_FIDELITY_INSTALL_HINT = "pip install torch-fidelity"
 
@@ -36,7 +36,7 @@ class FeatureExtractor(nn.Module):
     def is_prepared(self) -> bool:
         return True
 
-    def prepare(self, strategy: EvalStrategy) -> None:
+    def prepare(self, strategy: DistributedStrategy) -> None:
         """Makes the weights ready on every rank (idempotent; every rank must call it)."""
 
     def ensure_prepared(self) -> None:
@@ -115,7 +115,7 @@ class MNISTClassifierFeatures(FeatureExtractor):
     def is_prepared(self) -> bool:
         return self.accuracy is not None
 
-    def prepare(self, strategy: EvalStrategy) -> None:
+    def prepare(self, strategy: DistributedStrategy) -> None:
         if self.is_prepared:
             return
         checkpoint = None
@@ -176,7 +176,7 @@ class InceptionV3Features(FeatureExtractor):
     def is_prepared(self) -> bool:
         return self.net is not None
 
-    def prepare(self, strategy: EvalStrategy) -> None:
+    def prepare(self, strategy: DistributedStrategy) -> None:
         if self.is_prepared:
             return
         try:

@@ -14,13 +14,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from signs_lightning.cache import atomic_torch_save, atomic_write_text, default_cache_dir, slug
+from signs_lightning.core.cache import atomic_torch_save, atomic_write_text, default_cache_dir, slug
+from signs_lightning.core.distributed import DistributedStrategy
+from signs_lightning.core.randomness import FID_STREAM, seeded_generator
 from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
 from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
 from signs_lightning.evaluation.keys import CLASS_COVERAGE, count_tag, fid_name, metric_key
-from signs_lightning.evaluation.strategy import EvalStrategy
-from signs_lightning.randomness import FID_STREAM, seeded_generator
 
 # sample_fn(noise, nfe, generator) -> images: a generator's sampler; its re-noising draws come from ``generator``.
 SampleFn = Callable[[Tensor, int, torch.Generator], Tensor]
@@ -164,7 +164,7 @@ class FIDEvaluator(nn.Module):
         return f"extractor={self.extractor.name}, num_samples={self.num_samples}, nfe={self.nfe}, seed={self.seed}"
 
     # ---------------------------------------------------------------- reference
-    def prepare(self, datamodule: Any, strategy: EvalStrategy) -> None:
+    def prepare(self, datamodule: Any, strategy: DistributedStrategy) -> None:
         """Readies the extractor on ``strategy.root_device`` and the reference statistics (every rank must call it).
 
         ``datamodule`` needs ``reference_key() -> str`` and ``reference_dataloader()`` yielding (images (B, C, H, W)
@@ -214,7 +214,7 @@ class FIDEvaluator(nn.Module):
         with torch.autocast(images.device.type, enabled=False):
             return self.extractor(images)
 
-    def _my_chunks(self, strategy: EvalStrategy) -> Iterator[tuple[int, int]]:
+    def _my_chunks(self, strategy: DistributedStrategy) -> Iterator[tuple[int, int]]:
         """(chunk index, chunk size) of this rank's share of the ``num_samples`` samples."""
         num_chunks = math.ceil(self.num_samples / self.batch_size)
         for chunk in range(strategy.global_rank, num_chunks, strategy.world_size):
@@ -222,7 +222,10 @@ class FIDEvaluator(nn.Module):
 
     @torch.no_grad()
     def _measure(
-        self, sample_fn: Callable[[Tensor, torch.Generator], Tensor], image_shape: Sequence[int], strategy: EvalStrategy
+        self,
+        sample_fn: Callable[[Tensor, torch.Generator], Tensor],
+        image_shape: Sequence[int],
+        strategy: DistributedStrategy,
     ) -> dict[str, float]:
         """{"fid": ..., "class_coverage": ...} of ``num_samples`` samples of ``sample_fn(noise, generator)``."""
         if self.reference is None:
@@ -259,7 +262,7 @@ class FIDEvaluator(nn.Module):
         return metrics
 
     def evaluate(
-        self, sample_fn: SampleFn, image_shape: Sequence[int], strategy: EvalStrategy, prefix: str = "val"
+        self, sample_fn: SampleFn, image_shape: Sequence[int], strategy: DistributedStrategy, prefix: str = "val"
     ) -> dict[str, float]:
         """FID (and class coverage) of ``sample_fn`` at each of ``self.nfe``; every rank must call it.
 
@@ -294,7 +297,7 @@ class FIDEvaluator(nn.Module):
         self,
         teacher_sample_fn: DeterministicSampleFn,
         image_shape: Sequence[int],
-        strategy: EvalStrategy,
+        strategy: DistributedStrategy,
         prefix: str = "val",
         teacher_key: str | None = None,
     ) -> dict[str, float]:

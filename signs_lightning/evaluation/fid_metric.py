@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from signs_lightning.core.distributed import DistributedStrategy
 from signs_lightning.evaluation.extractors import FeatureExtractor
 from signs_lightning.evaluation.frechet import Gaussian
-from signs_lightning.evaluation.strategy import EvalStrategy
 
 
 class _ExtractorInput(nn.Module):
@@ -52,7 +52,7 @@ class _Float64FID(FrechetInceptionDistance):
         self.orig_dtype = torch.float64
 
 
-def all_reduce_sync(strategy: EvalStrategy) -> Callable[..., list[Tensor]]:
+def all_reduce_sync(strategy: DistributedStrategy) -> Callable[..., list[Tensor]]:
     """A torchmetrics ``dist_sync_fn`` that sums each state over ranks with one all-reduce.
 
     torchmetrics stacks the returned list and applies the state's ``dist_reduce_fx`` ("sum" for every FID state):
@@ -66,7 +66,7 @@ def all_reduce_sync(strategy: EvalStrategy) -> Callable[..., list[Tensor]]:
 
 
 def fid_metric(
-    extractor: FeatureExtractor, reference: Gaussian | None, strategy: EvalStrategy
+    extractor: FeatureExtractor, reference: Gaussian | None, strategy: DistributedStrategy
 ) -> FrechetInceptionDistance:
     """A fresh metric on ``strategy.root_device`` whose real-feature state holds ``reference`` on rank 0 only.
 

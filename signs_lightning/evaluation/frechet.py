@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from signs_lightning.evaluation.strategy import EvalStrategy
+from signs_lightning.core.distributed import DistributedStrategy
 
 
 @dataclass
@@ -41,7 +41,7 @@ class MomentAccumulator:
         self.outer += x.T @ x
         self.count += x.shape[0]
 
-    def all_reduce(self, strategy: EvalStrategy) -> None:
+    def all_reduce(self, strategy: DistributedStrategy) -> None:
         """Sums the moments over all ranks (every rank must call it)."""
         for tensor in (self.sum, self.outer, self.count):
             tensor.copy_(strategy.reduce(tensor, reduce_op="sum"))

@@ -8,8 +8,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.evaluation.fid import SampleFn
-from signs_lightning.randomness import seeded_generator
 
 # A grid row: noise (B, C, H, W) -> images (B, C, H, W) in [-1, 1].
 Row = Callable[[Tensor], Tensor]

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from signs_lightning.cache import atomic_torch_save
+from signs_lightning.core.cache import atomic_torch_save
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from signs_lightning.core.distributed import DistributedStrategy
+from signs_lightning.core.randomness import forked_seed
 from signs_lightning.evaluation.fid import FIDEvaluator, SampleFn
 from signs_lightning.evaluation.keys import CLASS_COVERAGE, metric_key
-from signs_lightning.evaluation.strategy import EvalStrategy
-from signs_lightning.randomness import forked_seed
 
 if TYPE_CHECKING:  # the modules import this one
     from signs_lightning.diffusion.score_model import ScoreModel
@@ -27,7 +27,7 @@ def score_sampler(
     evaluator: FIDEvaluator,
     sample_fn: SampleFn,
     image_shape: Sequence[int],
-    strategy: EvalStrategy,
+    strategy: DistributedStrategy,
     *,
     prefix: str = "val",
     teacher: ScoreModel | None = None,

@@ -25,10 +25,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from signs_lightning.core.distributed import DistributedStrategy
 from signs_lightning.diffusion.ode_solvers import SOLVERS
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
-from signs_lightning.evaluation.strategy import EvalStrategy
 from signs_lightning.losses.distances import DistanceFn
 from signs_lightning.losses.sign import (
     denoising_loss,
@@ -81,7 +81,7 @@ class LossTerm(nn.Module):
     def bind(self, module: Any) -> None:
         """Called once by the module's ``__init__`` (after its student, teacher and EMA exist)."""
 
-    def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
+    def setup(self, module: Any, strategy: DistributedStrategy | None) -> None:
         """Called by every rank once the module is on its device (``on_fit_start``), before the first step."""
 
     def inputs(self, step: Step) -> dict[str, Tensor]:
@@ -221,7 +221,7 @@ class Regression(LossTerm):
         self.solver = solver
         self.cached: TeacherPairs | None = None
 
-    def setup(self, module: Any, strategy: EvalStrategy | None) -> None:
+    def setup(self, module: Any, strategy: DistributedStrategy | None) -> None:
         if self.cached is None:
             self.cached = load_or_generate_pairs(
                 module.teacher,

@@ -11,18 +11,18 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 
-from signs_lightning import sampling
+from signs_lightning.core.errors import SignsError
+from signs_lightning.core.randomness import run_seed, seed_step, seeded_generator
 from signs_lightning.data.errors import check_matches_model
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.errors import SignsError
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
 from signs_lightning.evaluation.keys import DIAGNOSTICS_PREFIX, IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, metric_key
 from signs_lightning.evaluation.scoring import score_sampler
+from signs_lightning.inference import sampling
 from signs_lightning.modules.ema import EMA
 from signs_lightning.modules.scored import ScoredModule
-from signs_lightning.randomness import run_seed, seed_step, seeded_generator
 
 TEACHER_PREFIX = "teacher."
 

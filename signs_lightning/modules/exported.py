@@ -7,9 +7,9 @@ import os
 
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
+from signs_lightning.inference.pipeline import SIGNPipeline
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.generator import IdempotentGenerator
-from signs_lightning.pipeline import SIGNPipeline
 
 
 class ExportedGenerator(GeneratorModule):

@@ -9,9 +9,9 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
-from signs_lightning import sampling
 from signs_lightning.diffusion.score_model import load_teacher
 from signs_lightning.evaluation import FIDEvaluator
+from signs_lightning.inference import sampling
 from signs_lightning.losses import Distance, distance_fn, idempotence_loss, reconstruction_loss, tightening_loss
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.dcgan import DCGANAutoencoder

@@ -9,9 +9,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from signs_lightning.core.randomness import forked_seed
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.evaluation.grid import log_image_grid
-from signs_lightning.randomness import forked_seed
 
 
 class ScoredModule(L.LightningModule):

@@ -11,11 +11,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from signs_lightning import sampling
-from signs_lightning.checkpoint_io import read_checkpoint
+from signs_lightning.core.errors import SignsError, one_line
 from signs_lightning.diffusion.score_model import load_teacher
-from signs_lightning.errors import SignsError, one_line
 from signs_lightning.evaluation import FIDEvaluator
+from signs_lightning.inference import sampling
 from signs_lightning.losses import Distance, distance_fn
 from signs_lightning.losses.terms import (
     DistributionMatching,
@@ -29,6 +28,7 @@ from signs_lightning.losses.terms import (
 )
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.networks.generator import IdempotentGenerator, OutputHead
+from signs_lightning.run.checkpoint_io import read_checkpoint
 
 # The named term slots: each can be set, tuned or switched off (null) from YAML or the command line.
 TERM_SLOTS = ("rec", "idem", "flow", "dmd", "reg")

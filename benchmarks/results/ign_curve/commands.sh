@@ -6,7 +6,7 @@ rm -rf runs/long_ign
 .venv/bin/signs fit --config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config configs/ign_mnist.yaml \
   --model.init_args.teacher runs/demo_unipc0/teacher --model.init_args.max_generator_steps null \
   --trainer.max_time 00:00:15:00 --trainer.val_check_interval 100 --trainer.enable_progress_bar false \
-  --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+  --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve \
   --model.init_args.evaluator signs_lightning.evaluation.FIDEvaluator \
   --model.init_args.evaluator.init_args.extractor signs_lightning.evaluation.MNISTClassifierFeatures \
   --model.init_args.evaluator.init_args.extractor.init_args.image_size 16 \

@@ -10,7 +10,7 @@ rm -rf runs/long_B8_combined
   --model.init_args.teacher runs/demo_unipc0/teacher --model.init_args.init_from runs/long_A/checkpoints/last.ckpt \
   --model.init_args.max_generator_steps 1128 \
   --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
-  --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+  --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve \
   --model.init_args.dmd.init_args.optimizer.class_path torch.optim.AdamW \
   --model.init_args.dmd.init_args.optimizer.init_args.lr 3e-4 \
   --model.init_args.dmd.init_args.renoised_fraction 0.5 \

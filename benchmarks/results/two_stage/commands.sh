@@ -6,7 +6,7 @@ T=runs/demo_unipc0/teacher
 BASE=(--config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config configs/sign_mnist.yaml
       --model.init_args.teacher $T --model.init_args.max_generator_steps null
       --trainer.val_check_interval 1000 --trainer.enable_progress_bar false
-      --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve)
+      --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve)
 phase2() {  # name, minutes, extra args...
   local name=$1 minutes=$2; shift 2
   rm -rf runs/long_$name

@@ -12,7 +12,7 @@ knob() {  # name, extra args...
     --model.init_args.teacher $T --model.init_args.init_from runs/long_A/checkpoints/last.ckpt \
     --model.init_args.max_generator_steps null --trainer.max_time 00:00:10:00 \
     --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
-    --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+    --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve \
     --trainer.default_root_dir runs/long_$name "$@" > runs/long_$name.log 2>&1
 }
 knob B3_renoised --model.init_args.dmd.init_args.renoised_fraction 0.5     # L_dmd on the multi-step sampler's inputs too

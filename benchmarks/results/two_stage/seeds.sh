@@ -11,7 +11,7 @@ for seed in 1 2; do  # B1
     --model.init_args.teacher $T --model.init_args.init_from runs/long_A/checkpoints/last.ckpt \
     --model.init_args.max_generator_steps 1281 \
     --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
-    --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+    --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve \
     --trainer.default_root_dir runs/long_B1_s$seed > runs/long_B1_s$seed.log 2>&1
 done
 # The winner of knobs.sh, B7 (t ~ U[0.02, 0.5]·T, now configs/sign_mnist_dmd.yaml), with two more seeds at its
@@ -23,7 +23,7 @@ for seed in 1 2; do
     --model.init_args.teacher $T --model.init_args.init_from runs/long_A/checkpoints/last.ckpt \
     --model.init_args.max_generator_steps 1205 \
     --trainer.val_check_interval 1000 --trainer.enable_progress_bar false \
-    --trainer.callbacks+=signs_lightning.callbacks.TrainingCurve \
+    --trainer.callbacks+=signs_lightning.run.callbacks.TrainingCurve \
     --trainer.default_root_dir runs/long_B7_s$seed > runs/long_B7_s$seed.log 2>&1
 done
 echo done

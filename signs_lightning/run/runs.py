@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from signs_lightning.cli import SignsCLI, cli_main
-from signs_lightning.errors import SignsError
+from signs_lightning.core.errors import SignsError
+from signs_lightning.run.cli import SignsCLI, cli_main
 
 # Written into a teacher folder train_teacher made: the settings it was trained with.
 TEACHER_STAMP = "signs_demo_teacher.json"

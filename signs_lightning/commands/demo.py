@@ -20,15 +20,16 @@ from pathlib import Path
 import torch
 import torchvision
 
-from signs_lightning import runs
-from signs_lightning.config_layers import config_files
+from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
-from signs_lightning.evaluation import FIDEvaluator, LocalStrategy, MNISTClassifierFeatures
+from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
 from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
 from signs_lightning.evaluation.scoring import ddim_sampler, heldout_diagnostics, score_sampler
 from signs_lightning.modules.sign import SIGNModule
+from signs_lightning.run import runs
+from signs_lightning.run.config_layers import config_files
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,13 +13,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from signs_lightning.checkpoint_args import check_model_class, merge_model_args
-from signs_lightning.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
 from signs_lightning.commands import COMMANDS, run_command
-from signs_lightning.config_layers import check_bases, given_configs
+from signs_lightning.core.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
 from signs_lightning.data.errors import CorruptDatasetError
-from signs_lightning.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
-from signs_lightning.process_group import close_process_group
+from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args
+from signs_lightning.run.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
+from signs_lightning.run.config_layers import check_bases, given_configs
+from signs_lightning.run.process_group import close_process_group
 
 SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
 # ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/resume.py "last").
@@ -146,7 +146,7 @@ class SignsCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         # `--ckpt_path last` also considers SLURM's HPC checkpoint (signs_lightning/resume.py).
         if self.subcommand is not None:
-            from signs_lightning.resume import resolve_ckpt_path
+            from signs_lightning.run.resume import resolve_ckpt_path
 
             config = self.config_init[self.subcommand]
             config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), self.trainer)
@@ -157,7 +157,7 @@ class SignsCLI(LightningCLI):
         # Predictions that nobody writes would be computed and dropped: write them unless a writer is configured.
         from lightning.pytorch.callbacks import BasePredictionWriter
 
-        from signs_lightning.prediction import SampleWriter
+        from signs_lightning.inference.prediction import SampleWriter
 
         if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
             self.trainer.callbacks.append(SampleWriter(f"{self.trainer.default_root_dir}/samples"))

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from signs_lightning.checkpoint_io import CheckpointError
+from signs_lightning.run.checkpoint_io import CheckpointError
 
 CLASS_KEY = "_class_path"  # where LightningCLI's instantiator records the class in ``hyper_parameters``
 

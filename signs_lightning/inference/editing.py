@@ -5,10 +5,10 @@ re-noising ``timesteps`` (decreasing; ``GeneratorModule.renoise_timesteps(nfe)``
 
 - ``project``: SDEdit, re-noise y to strength s ∈ [0, 1] (t = s·(T−1); s = 0 is f(y) itself), then project;
 - ``denoise``: y = x + σε with a known σ, scaled to the variance-preserving input f saw in training;
-- ``inpaint``: ``sampling.inpaint``, known pixels kept exactly;
+- ``inpaint``: ``sampling.inpaint`` (mask 1 = repaint, as in diffusers), every other pixel kept exactly;
 - ``colorize``: a greyscale image coloured with its luma (``LUMA_WEIGHTS``) kept exactly.
 
-``signs_lightning/pipeline.py`` restates these for the exported ``SIGNPipeline``; tests check both agree.
+``inference/pipeline.py`` restates these for the exported ``SIGNPipeline``; tests check both agree.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from signs_lightning import sampling
 from signs_lightning.diffusion.schedule import NoiseSchedule
+from signs_lightning.inference import sampling
 
 # ITU-R 601-2 luma, the weights of PIL's convert("L"), so a greyscale file's pixels are exactly this combination.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -87,18 +87,6 @@ def denoise(
     level = torch.full((y.shape[0],), noise_level_timestep(schedule, sigma), device=y.device)
     alpha, _ = schedule.alpha_sigma(level, y)
     return sampling.multistep(f, alpha * y, schedule, timesteps, generator)
-
-
-def inpaint(
-    f: sampling.Network,
-    y: Tensor,
-    fill: Tensor,
-    schedule: NoiseSchedule,
-    timesteps: Sequence[int],
-    generator: sampling.RandomSource = None,
-) -> Tensor:
-    """``sampling.inpaint`` for a mask ``fill`` that is 1 where pixels are to be filled (every other pixel kept)."""
-    return sampling.inpaint(f, y, 1 - fill, schedule, timesteps, generator)
 
 
 def luma(x: Tensor) -> Tensor:

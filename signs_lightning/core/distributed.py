@@ -17,7 +17,7 @@ from torch import Tensor
 T = TypeVar("T")
 
 
-class EvalStrategy(Protocol):
+class DistributedStrategy(Protocol):
     """The subset of ``lightning.pytorch.strategies.Strategy`` used by the evaluator."""
 
     @property

@@ -115,8 +115,11 @@ def inpaint(
     timesteps: Sequence[int],
     generator: RandomSource = None,
 ) -> Tensor:
-    """x ← f(q(m⊙y + (1−m)⊙x, t_k, ε)) over decreasing t_k; ``mask`` is 1 on known pixels. Known pixels kept."""
-    x = f(y * mask + randn_like(y, generator) * (1 - mask))
+    """Fill the pixels where ``mask`` is 1 and keep every other pixel of y exactly (diffusers' convention: 1 =
+    repaint). With k = 1 − mask the known pixels: x ← f(k⊙y + m⊙ε), then x ← f(q(k⊙y + m⊙x, t_k, ε)) over
+    decreasing t_k; returns k⊙y + m⊙x."""
+    known = 1 - mask
+    x = f(y * known + randn_like(y, generator) * mask)
     for t in timesteps:
-        x = edit(f, mask * y + (1 - mask) * x, schedule, t, generator)
-    return mask * y + (1 - mask) * x
+        x = edit(f, known * y + mask * x, schedule, t, generator)
+    return known * y + mask * x

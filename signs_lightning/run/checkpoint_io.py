@@ -13,8 +13,8 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from signs_lightning.cache import atomic_torch_save
-from signs_lightning.errors import SignsError, first_line
+from signs_lightning.core.cache import atomic_torch_save
+from signs_lightning.core.errors import SignsError, first_line
 
 
 class CheckpointError(SignsError, ValueError):
