@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 import torch
 import yaml
@@ -22,7 +23,7 @@ class MeanMatching(LossTerm):
 
     name = "mean"
 
-    def loss(self, step: Step) -> Tensor:
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
         return (step.f_z.mean() - step.x.mean()).pow(2)
 
 

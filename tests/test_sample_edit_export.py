@@ -304,7 +304,8 @@ def test_the_model_card_states_teacher_config_fids_and_grid(exported, tiny_teach
     assert "Measured as: 2,000 samples, LeNet features." in card.text
     assert str(tiny_teacher_dir) in card.text and "max_generator_steps: 2" in card.text
     assert "![samples](samples.png)" in card.text and (exported / "samples.png").is_file()
-    assert (exported / "pipeline.py").read_text() == (ROOT / "signs_lightning" / "pipeline.py").read_text()
+    shipped = ROOT / "signs_lightning" / "inference" / "pipeline.py"
+    assert (exported / "pipeline.py").read_text() == shipped.read_text()
 
 
 def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:

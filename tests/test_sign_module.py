@@ -221,8 +221,8 @@ def test_trajectory_regression_feeds_path_states_with_their_endpoint(tiny_teache
     assert (pairs.trajectory is None) == (fraction == 0)
     torch.manual_seed(0)
     x = torch.zeros(256, 1, 8, 8)
-    step = Step(x=x, z=x, student=model.student, teacher=model.teacher, ema=None, distance=model.distance)
-    inputs, targets = term.inputs(step)["z_ref"], step.targets["reg"]
+    inputs, targets = term.inputs(Step(x=x, z=x))
+    inputs = inputs["z_ref"]
     on_path = 0
     for x, y in zip(inputs, targets):
         # Every target is a pair's y; its input is that pair's z or one of the states of z's own DDIM path.

@@ -1,8 +1,8 @@
-"""Loss terms: the maths (``sign.py``, one function per equation of docs/method.md, and IGN's tightening loss) and
-SIGN's terms as units (``terms.py``)."""
+"""Loss terms: the maths (``sign.py``, one function per equation of docs/method.md; ``ign.py``, IGN's tightening
+loss), the terms as units (``terms.py``, ``ign.py: Tightening``) and the objective that runs them (``objective.py``)."""
 
 from signs_lightning.losses.distances import Distance, distance_fn
-from signs_lightning.losses.ign import tightening_loss
+from signs_lightning.losses.ign import Tightening, tightening_loss
 from signs_lightning.losses.sign import (
     denoising_loss,
     dmd_loss,
@@ -19,6 +19,7 @@ from signs_lightning.losses.terms import (
     Reconstruction,
     Regression,
     Step,
+    TermContext,
 )
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "Reconstruction",
     "Regression",
     "Step",
+    "TermContext",
+    "Tightening",
     "denoising_loss",
     "distance_fn",
     "dmd_loss",

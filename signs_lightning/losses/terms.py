@@ -1,9 +1,18 @@
-"""SIGN's generator loss terms as units (the shape of NVlabs/edm ``training/loss.py`` and SiD's ``sid_loss.py``):
+"""The generator loss terms as units (the shape of NVlabs/edm ``training/loss.py`` and SiD's ``sid_loss.py``):
 each term is a small class that owns its hyperparameters, its set-up (L_reg's pair cache, L_dmd's fake score),
-the inputs it wants f to see, and its loss. The maths lives in ``losses/sign.py``; docs/method.md has the equations.
+the inputs it wants f to see and its loss. The maths lives in ``losses/sign.py``; docs/method.md has the equations.
 
-``SIGNModule`` runs every term's f inputs as one batched forward and sums ``weight · loss``. Adding a term is one
-class here (or anywhere importable), one YAML entry (``extra_losses``) and its test::
+The contract, in the order the module calls it:
+
+- ``bind(context)``: once, at construction; ``TermContext`` is everything a term may use of its module (f, its
+  EMA, the frozen teacher, the re-noising schedule and the sampler's highest level, d(·,·), ``update``);
+- ``setup(strategy)``: every rank, once the module is on its device (collectives allowed);
+- each generator step, ``inputs(step) -> (inputs, targets)`` (extra tensors f must see, run in one batched
+  forward with the others, and whatever ``loss`` needs besides) then ``loss(step, outputs, targets)``, the
+  unweighted scalar, where ``outputs`` are f of this term's inputs under the same keys and ``step.f_z`` is f(z);
+- for a term that trains a network of its own: ``optimizers()`` and, every batch, ``auxiliary_update``.
+
+Adding a term is one class here (or anywhere importable), one YAML entry (``extra_losses``) and its test::
 
     model:
       init_args:
@@ -14,11 +23,12 @@ class here (or anywhere importable), one YAML entry (``extra_losses``) and its t
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import inspect
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -27,6 +37,7 @@ from torch import Tensor, nn
 
 from signs_lightning.core.distributed import DistributedStrategy
 from signs_lightning.diffusion.ode_solvers import SOLVERS
+from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.diffusion.teacher_pairs import TeacherPairs, load_or_generate_pairs
 from signs_lightning.losses.distances import DistanceFn
@@ -37,30 +48,38 @@ from signs_lightning.losses.sign import (
     idempotence_loss,
 )
 
+# update(loss, optimizer, name, parameters) -> applied: the module's one update of one network (backward, non-finite
+# check, clip, optimizer and LR-scheduler step; ``GeneratorModule.update``).
+UpdateFn = Callable[[Tensor, Any, str, Callable[[], Iterable[Tensor]]], bool]
+TermInputs = tuple[dict[str, Tensor], Any]
 
-@dataclass
-class Step:
-    """What the terms of one generator step share.
 
-    x, z: the real batch and the noise batch, (B, C, H, W). student: f (trainable). teacher: the frozen teacher.
-    ema: f's EMA network or None. distance: d(·,·). outputs: f of every term's inputs, graph attached, keyed
-    ``"<term name>/<input name>"`` (and ``"z"`` for f(z)), filled by the module's batched forward. targets: what a
-    term's ``inputs`` prepared for its ``loss``.
+@dataclass(frozen=True)
+class TermContext:
+    """What a term may use of the module that trains it, fixed at construction.
+
+    student: f (trainable). ema: f's EMA network or None. teacher: the frozen teacher, or None (IGN's DCGAN).
+    schedule: the re-noising schedule. renoise_top: the highest level the multi-step sampler re-noises to.
+    distance: d(·,·). update: the module's update of one network (clipping, skipping, LR scheduler).
     """
+
+    student: nn.Module
+    ema: nn.Module | None
+    teacher: ScoreModel | None
+    schedule: NoiseSchedule
+    renoise_top: int
+    distance: DistanceFn
+    update: UpdateFn
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generator step's batch: real images x and noise z, (B, C, H, W); f_z = f(z) with its graph, set once
+    the batched forward has run (``None`` while terms make their inputs)."""
 
     x: Tensor
     z: Tensor
-    student: nn.Module
-    teacher: ScoreModel
-    ema: nn.Module | None
-    distance: DistanceFn
-    outputs: dict[str, Tensor] = field(default_factory=dict)
-    targets: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def f_z(self) -> Tensor:
-        """f(z) with its graph: every term that looks at samples shares this one call."""
-        return self.outputs["z"]
+    f_z: Tensor | None = None
 
 
 class LossTerm(nn.Module):
@@ -77,32 +96,28 @@ class LossTerm(nn.Module):
         if weight < 0:
             raise ValueError(f"{type(self).__name__}: weight must be >= 0, got {weight}")
         self.weight = float(weight)
+        self.context: TermContext | None = None
 
-    def bind(self, module: Any) -> None:
-        """Called once by the module's ``__init__`` (after its student, teacher and EMA exist)."""
+    def bind(self, context: TermContext) -> None:
+        """Called once by the module's ``__init__``; subclasses that build networks from the teacher extend it."""
+        self.context = context
 
-    def setup(self, module: Any, strategy: DistributedStrategy | None) -> None:
+    def setup(self, strategy: DistributedStrategy | None) -> None:
         """Called by every rank once the module is on its device (``on_fit_start``), before the first step."""
 
-    def inputs(self, step: Step) -> dict[str, Tensor]:
-        """Extra inputs f must see this step, batched with the others; their outputs come back in
-        ``step.outputs["<name>/<key>"]``."""
-        return {}
+    def inputs(self, step: Step) -> TermInputs:
+        """(extra inputs f must see this step, batched with the others; what ``loss`` needs besides)."""
+        return {}, None
 
-    def output(self, step: Step, key: str) -> Tensor:
-        return step.outputs[f"{self.name}/{key}"]
-
-    def loss(self, step: Step) -> Tensor:
-        """The unweighted term (a scalar with its graph)."""
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
+        """The unweighted term (a scalar with its graph); ``outputs``: f of this term's inputs, same keys."""
         raise NotImplementedError
 
     def optimizers(self) -> list[tuple[str, Iterable[nn.Parameter], OptimizerCallable, LRSchedulerCallable | None]]:
         """(name, parameters, optimizer factory, LR-scheduler factory) of networks this term trains itself."""
         return []
 
-    def auxiliary_update(
-        self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]
-    ) -> dict[str, Tensor]:
+    def auxiliary_update(self, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         """Every batch, after the generator's (possibly skipped) update: train this term's own networks.
         ``f_z`` is sg[f(z)] when the generator stepped this batch, else None. Returns values to log."""
         return {}
@@ -115,8 +130,14 @@ class LossTerm(nn.Module):
             "init_args": {name: getattr(self, name) for name in parameters},
         }
 
+    def needs_teacher(self) -> ScoreModel:
+        """The context's teacher, or a clear error for a module that has none."""
+        if self.context.teacher is None:
+            raise ValueError(f"{type(self).__name__} needs a teacher; this module has none")
+        return self.context.teacher
 
-def build_term(spec: LossTerm | dict[str, Any] | None) -> LossTerm | None:
+
+def build_term(spec: LossTerm | Mapping[str, Any] | None) -> LossTerm | None:
     """A term from an instance, a ``{"class_path", "init_args"}`` dict (YAML, checkpoints) or None (off)."""
     if spec is None or isinstance(spec, LossTerm):
         return spec
@@ -124,16 +145,33 @@ def build_term(spec: LossTerm | dict[str, Any] | None) -> LossTerm | None:
     return getattr(importlib.import_module(module_name), class_name)(**spec.get("init_args", {}))
 
 
+def build_terms(slots: Mapping[str, Any], extra: Iterable[Any] = ()) -> list[LossTerm]:
+    """The terms of named slots (each must hold a term of that name, or None) and extra terms, each an own copy (a
+    default instance or a term passed to two modules must not share state: pairs, fake score)."""
+    terms = []
+    for slot, spec in slots.items():
+        term = copy.deepcopy(build_term(spec))
+        if term is not None and term.name != slot:
+            raise ValueError(f"{slot}: expected a {slot!r} term, got {type(term).__name__} (name {term.name!r})")
+        terms += [term] if term is not None else []
+    terms += [copy.deepcopy(build_term(spec)) for spec in extra]
+    if not any(term.weight > 0 for term in terms):
+        raise ValueError(f"the loss needs at least one term with weight > 0, got {[t.name for t in terms]}")
+    if len({term.name for term in terms}) != len(terms):
+        raise ValueError(f"two loss terms share a name: {[t.name for t in terms]}")
+    return terms
+
+
 class Reconstruction(LossTerm):
     """L_rec = d(f(x), x) on real images x: the data are fixed points of f."""
 
     name = "rec"
 
-    def inputs(self, step: Step) -> dict[str, Tensor]:
-        return {"x": step.x}
+    def inputs(self, step: Step) -> TermInputs:
+        return {"x": step.x}, None
 
-    def loss(self, step: Step) -> Tensor:
-        return step.distance(self.output(step, "x"), step.x)
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
+        return self.context.distance(outputs["x"], step.x)
 
 
 class Idempotence(LossTerm):
@@ -141,8 +179,8 @@ class Idempotence(LossTerm):
 
     name = "idem"
 
-    def loss(self, step: Step) -> Tensor:
-        return idempotence_loss(step.student, step.f_z, step.distance)
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
+        return idempotence_loss(self.context.student, step.f_z, self.context.distance)
 
 
 class Flow(LossTerm):
@@ -164,17 +202,19 @@ class Flow(LossTerm):
         self.intervals = intervals
         self.target = target
 
-    def bind(self, module: Any) -> None:
-        if self.target == "ema" and module.ema is None:
+    def bind(self, context: TermContext) -> None:
+        super().bind(context)
+        self.needs_teacher()
+        if self.target == "ema" and context.ema is None:
             raise ValueError("Flow(target='ema') needs the module's ema_decay")
 
-    def inputs(self, step: Step) -> dict[str, Tensor]:
-        target_f = step.ema if self.target == "ema" else step.student
-        y, step.targets[self.name] = flow_pair(target_f, step.teacher, step.x, self.intervals)
-        return {"y": y}
+    def inputs(self, step: Step) -> TermInputs:
+        target_f = self.context.ema if self.target == "ema" else self.context.student
+        y, target = flow_pair(target_f, self.context.teacher, step.x, self.intervals)
+        return {"y": y}, target
 
-    def loss(self, step: Step) -> Tensor:
-        return step.distance(self.output(step, "y"), step.targets[self.name].detach())
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        return self.context.distance(outputs["y"], targets.detach())
 
 
 class Regression(LossTerm):
@@ -221,10 +261,14 @@ class Regression(LossTerm):
         self.solver = solver
         self.cached: TeacherPairs | None = None
 
-    def setup(self, module: Any, strategy: DistributedStrategy | None) -> None:
+    def bind(self, context: TermContext) -> None:
+        super().bind(context)
+        self.needs_teacher()
+
+    def setup(self, strategy: DistributedStrategy | None) -> None:
         if self.cached is None:
             self.cached = load_or_generate_pairs(
-                module.teacher,
+                self.context.teacher,
                 self.pairs,
                 self.sampler_steps,
                 self.seed,
@@ -234,8 +278,8 @@ class Regression(LossTerm):
                 solver=self.solver,
             )
 
-    def inputs(self, step: Step) -> dict[str, Tensor]:
-        """z_ref, or with probability ``trajectory_fraction`` a random state of z_ref's solver trajectory."""
+    def inputs(self, step: Step) -> TermInputs:
+        """(z_ref, or with probability ``trajectory_fraction`` a random state of z_ref's solver trajectory; y_ref)."""
         pairs, device = self.cached, step.x.device
         size = self.batch_size or step.x.shape[0]
         index = torch.randint(0, pairs.z.shape[0], (size,))
@@ -244,11 +288,10 @@ class Regression(LossTerm):
             states = pairs.trajectory[index, torch.randint(0, pairs.trajectory.shape[1], (size,))]
             on_path = (torch.rand(size) < self.trajectory_fraction).reshape(-1, 1, 1, 1)
             inputs = torch.where(on_path, states, inputs)
-        step.targets[self.name] = pairs.y[index].to(device)
-        return {"z_ref": inputs.to(device)}
+        return {"z_ref": inputs.to(device)}, pairs.y[index].to(device)
 
-    def loss(self, step: Step) -> Tensor:
-        return step.distance(self.output(step, "z_ref"), step.targets[self.name])
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        return self.context.distance(outputs["z_ref"], targets)
 
 
 class DistributionMatching(LossTerm):
@@ -287,41 +330,36 @@ class DistributionMatching(LossTerm):
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.renoised_fraction = renoised_fraction
         self.fake_score: ScoreModel | None = None
-        self.renoise_top = 0
 
-    def bind(self, module: Any) -> None:
+    def bind(self, context: TermContext) -> None:
+        super().bind(context)
         # Initialised from the teacher, as in DMD.
-        self.fake_score = module.teacher.trainable_copy()
-        # The multi-step sampler's highest level (sampling.renoise_timesteps), at least 1.
-        self.renoise_top = max(1, round(module.renoise_max_level * (module.schedule.num_timesteps - 1)))
+        self.fake_score = self.needs_teacher().trainable_copy()
 
-    def inputs(self, step: Step) -> dict[str, Tensor]:
+    def inputs(self, step: Step) -> TermInputs:
         count = round(self.renoised_fraction * step.z.shape[0])
         if count == 0:
-            return {}
+            return {}, None
         with torch.no_grad():
             # Where the sampler's first step lands; the graph of f(z) is not needed for the inputs of its next steps.
-            x = step.student(step.z[:count])
-        t = torch.randint(1, self.renoise_top + 1, (count,), device=x.device)
-        return {"renoised": step.teacher.q_sample(x, t, torch.randn_like(x))}
+            x = self.context.student(step.z[:count])
+        t = torch.randint(1, max(1, self.context.renoise_top) + 1, (count,), device=x.device)
+        return {"renoised": self.context.teacher.q_sample(x, t, torch.randn_like(x))}, None
 
-    def loss(self, step: Step) -> Tensor:
-        key = f"{self.name}/renoised"
-        x_g = torch.cat([step.f_z, step.outputs[key]]) if key in step.outputs else step.f_z
-        return dmd_loss(x_g, step.teacher, self.fake_score, self.t_min, self.t_max)
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
+        x_g = torch.cat([step.f_z, outputs["renoised"]]) if "renoised" in outputs else step.f_z
+        return dmd_loss(x_g, self.context.teacher, self.fake_score, self.t_min, self.t_max)
 
     def optimizers(self) -> list[tuple[str, Iterable[nn.Parameter], OptimizerCallable, LRSchedulerCallable | None]]:
         optimizer = self.optimizer or functools.partial(torch.optim.AdamW, lr=1e-3)
         return [("fake_score", self.fake_score.parameters(), optimizer, self.lr_scheduler)]
 
-    def auxiliary_update(
-        self, module: Any, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]
-    ) -> dict[str, Tensor]:
+    def auxiliary_update(self, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         if f_z is None:
             with torch.no_grad():
-                f_z = module.student(z)
+                f_z = self.context.student(z)
         loss = denoising_loss(self.fake_score, f_z)
-        module.update(loss, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
+        self.context.update(loss, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
         return {"train/loss_denoise": loss.detach()}
 
     def config(self) -> dict[str, Any]:

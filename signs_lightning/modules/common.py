@@ -3,12 +3,13 @@ sampling, checkpoints, validation, test and prediction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from signs_lightning.core.errors import SignsError
@@ -19,8 +20,11 @@ from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
 from signs_lightning.evaluation.keys import DIAGNOSTICS_PREFIX, IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, metric_key
-from signs_lightning.evaluation.scoring import score_sampler
+from signs_lightning.evaluation.scoring import nfe_samplers, score_model
 from signs_lightning.inference import sampling
+from signs_lightning.losses import Distance, distance_fn
+from signs_lightning.losses.objective import Objective
+from signs_lightning.losses.terms import LossTerm, TermContext, build_terms
 from signs_lightning.modules.ema import EMA
 from signs_lightning.modules.scored import ScoredModule
 
@@ -57,15 +61,40 @@ def bare_step_tools(module: "GeneratorModule") -> StepTools:
 
 
 class GeneratorModule(ScoredModule):
-    """Base of the one-step generator modules; manual optimisation. Subclasses implement ``train_batch`` (the
-    losses and, per optimizer, a call of ``update`` or ``generator_update``) and ``configure_optimizers`` (through
-    ``with_schedulers``); ``training_step`` here seeds, runs it and logs.
+    """Base of the one-step generator modules (SIGN, IGN, an exported generator); manual optimisation.
 
-    Args (keyword-only):
+    Subclasses choose f, the teacher, the loss-term slots and their defaults; the training step is shared: every
+    ``gen_every`` batches f takes one update on the weighted sum of the terms (``losses.objective.Objective``),
+    and every batch the terms train their own networks. The arguments below are the subclasses' too (they pass
+    them through ``**kwargs``).
+
+    Args:
+        extra_losses: further ``LossTerm`` s (new research terms), added to the generator loss.
+        gen_every: the generator steps once every ``gen_every`` batches; terms' own networks (the fake score)
+            every batch.
+        generator_warmup: the first this many batches train only the terms' own networks (DMD2's fake-score
+            warm-up: the fake score learns f's current samples before L_dmd's gradient reaches f).
+        max_generator_steps: stop after this many generator steps (``trainer.max_steps`` counts the steps of
+            every optimizer).
+        gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
+        ema_decay: EMA of the generator (``None``: none); samples and metrics use the EMA when present.
+        sample_nfe: NFE settings for validation samples and metrics.
+        renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
+            (``sampling.renoise_timesteps``).
+        generator_lr_scheduler: f's optional LR-scheduler factory (LightningCLI ``class_path`` config); it steps
+            after each applied update (e.g. ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01,
+            total_iters: 1000``: DMD2's warm-up).
+        evaluator: optional ``FIDEvaluator`` run in the validation and test hooks.
+        max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
+        predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
+
+    Keyword-only, given by the subclass:
         student: f, (B, C, H, W) → (B, C, H, W); the trained network.
         teacher: frozen ``ScoreModel`` or ``None``; never saved in checkpoints (only its source and fingerprint).
-        ema_decay, max_generator_steps, gradient_clip_norm, sample_nfe, renoise_max_level, evaluator,
-            max_consecutive_skips, predict_samples, predict_nfe: see ``SIGNModule``.
+        terms: the named loss-term slots (instances, ``{class_path, init_args}`` or None); ``None``: no training.
+        distance: d(·,·) of every term that compares images.
+        generator_optimizer: f's optimizer factory.
+        batched_forward: see ``Objective``.
         schedule: the re-noising schedule; default the teacher's, else DDPM's linear one (a generator loaded from
             an exported folder has a schedule but no teacher).
     """
@@ -77,19 +106,31 @@ class GeneratorModule(ScoredModule):
         *,
         student: nn.Module,
         teacher: ScoreModel | None,
-        ema_decay: float | None,
-        max_generator_steps: int | None,
-        gradient_clip_norm: float | None,
-        sample_nfe: list[int],
+        terms: Mapping[str, LossTerm | dict | None] | None = None,
+        distance: Distance = "mse",
+        generator_optimizer: OptimizerCallable = functools.partial(torch.optim.AdamW, lr=1e-3),
+        batched_forward: bool = True,
+        schedule: NoiseSchedule | None = None,
+        extra_losses: list[LossTerm] = [],
+        gen_every: int = 1,
+        generator_warmup: int = 0,
+        max_generator_steps: int | None = None,
+        gradient_clip_norm: float | None = 10.0,
+        ema_decay: float | None = 0.999,
+        sample_nfe: list[int] = [1, 2],
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
+        generator_lr_scheduler: LRSchedulerCallable | None = None,
         evaluator: FIDEvaluator | None = None,
         max_consecutive_skips: int = 10,
         predict_samples: int = 64,
         predict_nfe: int = 1,
-        schedule: NoiseSchedule | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        if gen_every < 1:
+            raise ValueError(f"gen_every must be >= 1, got {gen_every}")
+        if generator_warmup < 0:
+            raise ValueError(f"generator_warmup must be >= 0, got {generator_warmup}")
         if any(k < 1 for k in sample_nfe):
             raise ValueError(f"sample_nfe entries must be >= 1, got {sample_nfe}")
         if not 0 < renoise_max_level <= 1:
@@ -112,6 +153,13 @@ class GeneratorModule(ScoredModule):
         self.max_consecutive_skips = max_consecutive_skips
         self.predict_samples = predict_samples
         self.predict_nfe = predict_nfe
+        self.gen_every = gen_every
+        self.generator_warmup = generator_warmup
+        self.distance = distance_fn(distance)
+        self.generator_optimizer = generator_optimizer
+        self.generator_lr_scheduler = generator_lr_scheduler
+        self.losses = Objective(build_terms(terms, extra_losses) if terms is not None else [], batched_forward)
+        self._record_terms()
         # Set by `signs sample`, not init arguments: how many samples a predict batch holds, and f^k(z) (k =
         # predict_nfe, no re-noising) instead of the re-noising sampler.
         self.predict_batch_size = 64
@@ -127,6 +175,25 @@ class GeneratorModule(ScoredModule):
         # The optimizers' names, in the order configure_optimizers returns them.
         self.optimizer_names: list[str] = []
         self.step_tools: StepTools | None = None
+        self.losses.bind(
+            TermContext(
+                student=self.student,
+                ema=self.ema.module if self.ema is not None else None,
+                teacher=self.teacher,
+                schedule=self.schedule,
+                renoise_top=sampling.renoise_timesteps(self.schedule, 2, renoise_max_level)[0],
+                distance=self.distance,
+                update=self.update,
+            )
+        )
+
+    def _record_terms(self) -> None:
+        # Checkpoints record each term as {class_path, init_args} (LightningCLI already gives dicts).
+        for key, value in self.hparams.items():
+            if isinstance(value, LossTerm):
+                self.hparams[key] = value.config()
+            elif isinstance(value, list) and any(isinstance(v, LossTerm) for v in value):
+                self.hparams[key] = [v.config() if isinstance(v, LossTerm) else v for v in value]
 
     # -- geometry -------------------------------------------------------------------------------------------
     @property
@@ -145,6 +212,15 @@ class GeneratorModule(ScoredModule):
     def on_fit_start(self) -> None:
         if self.seed is None:
             self.seed = run_seed()
+        # Here, not in ``setup``: the teacher is on the training device only once the strategy has moved it.
+        self.losses.setup(self.trainer.strategy)
+
+    def configure_optimizers(self) -> list[dict[str, Any]]:
+        optimizers = [("generator", self.generator_optimizer(self.student.parameters()), self.generator_lr_scheduler)]
+        optimizers += [
+            (name, factory(params), scheduler) for name, params, factory, scheduler in self.losses.optimizers()
+        ]
+        return self.with_schedulers(optimizers)
 
     # -- optimisation -----------------------------------------------------------------------------------------
     def with_schedulers(
@@ -231,10 +307,30 @@ class GeneratorModule(ScoredModule):
             return -1  # Lightning: skip the rest of this epoch
         return None
 
+    def generator_losses(self, x: Tensor, z: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """Each term's unweighted loss for real batch x and noise z, and f(z) (graph attached)."""
+        return self.losses.losses(x, z)
+
     def train_batch(self, x: Tensor, optimizers: dict[str, Any]) -> dict[str, Tensor]:
         """One training batch: every loss and update; returns the values to log. ``optimizers`` by name, in the
         order ``configure_optimizers`` gave them."""
-        raise NotImplementedError
+        z = torch.randn_like(x)
+        logs: dict[str, Tensor] = {}
+        f_z = None
+
+        # -- generator f: every ``gen_every`` batches after the warm-up ---------------------------------------
+        after_warmup = self.global_batches - self.generator_warmup
+        if after_warmup >= 0 and after_warmup % self.gen_every == 0:
+            losses, f_z = self.generator_losses(x, z)
+            total = self.losses.total(losses)
+            self.generator_update(total, optimizers["generator"])
+            logs.update({f"train/loss_{name}": value.detach() for name, value in losses.items()})
+            logs["train/loss"] = total.detach()
+            f_z = f_z.detach()
+
+        # -- the terms' own networks (the fake score s_ψ): every batch -------------------------------------
+        logs.update(self.losses.auxiliary_updates(z, f_z, optimizers))
+        return logs
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x = batch[0]
@@ -317,8 +413,9 @@ class GeneratorModule(ScoredModule):
 
     def score(self, prefix: str) -> dict[str, float]:
         """FID of ``sample`` at the evaluator's NFE and of the teacher's DDIM at its ``teacher_nfe``."""
-        return score_sampler(
-            self.evaluator, self.sample, self.image_shape, self.trainer.strategy, prefix=prefix, teacher=self.teacher
+        samplers = nfe_samplers(self.sample, self.evaluator.nfe)
+        return score_model(
+            self.evaluator, samplers, self.image_shape, self.trainer.strategy, prefix=prefix, teacher=self.teacher
         )
 
     def sample_grid(self, count: int = 16, seed: int = 0) -> Tensor:

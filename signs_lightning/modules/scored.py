@@ -35,7 +35,7 @@ class ScoredModule(L.LightningModule):
         self.log_dict(values, sync_dist=True, batch_size=x.shape[0])
 
     def score(self, prefix: str) -> dict[str, float]:
-        """The evaluator's metrics under ``prefix`` (``evaluation.scoring.score_sampler``); every rank calls it."""
+        """The evaluator's metrics under ``prefix`` (``evaluation.scoring.score_model``); every rank calls it."""
         raise NotImplementedError
 
     def sample_grid(self) -> Tensor:

@@ -17,7 +17,7 @@ from signs_lightning.diffusion.schedule import NoiseSchedule, PredictionType
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
-from signs_lightning.evaluation.scoring import ddim_sampler, score_sampler
+from signs_lightning.evaluation.scoring import ddim_sampler, nfe_samplers, score_model
 from signs_lightning.losses import denoising_loss
 from signs_lightning.modules.ema import EMA
 from signs_lightning.modules.scored import ScoredModule
@@ -107,9 +107,8 @@ class TeacherModule(ScoredModule):
 
     def score(self, prefix: str) -> dict[str, float]:
         """FID of the EMA's DDIM at each of the evaluator's ``nfe``."""
-        return score_sampler(
-            self.evaluator, ddim_sampler(self.ema.module), self.image_shape, self.trainer.strategy, prefix=prefix
-        )
+        samplers = nfe_samplers(ddim_sampler(self.ema.module), self.evaluator.nfe)
+        return score_model(self.evaluator, samplers, self.image_shape, self.trainer.strategy, prefix=prefix)
 
     def sample_grid(self) -> Tensor:
         """Rows of the EMA's DDIM samples at each of ``sample_nfe`` DDIM steps, the same noise in every row."""

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from signs_lightning.run.checkpoint_io import CheckpointError
+from signs_lightning.core.checkpoint_io import CheckpointError
 
 CLASS_KEY = "_class_path"  # where LightningCLI's instantiator records the class in ``hyper_parameters``
 
@@ -75,11 +75,17 @@ def merge_model_args(
 
 
 def _init_parameters(model_class: type) -> set[str] | None:
-    """The keyword arguments ``model_class`` takes, or None when it takes any (``**kwargs``)."""
-    parameters = inspect.signature(model_class.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters if p.name != "self"}
+    """The keyword arguments ``model_class`` takes, following ``**kwargs`` up to the base classes' ``__init__`` (as
+    jsonargparse does); None when the chain ends in one that takes any."""
+    names: set[str] = set()
+    for cls in model_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        names |= {p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return names
+    return None
 
 
 def _same_class(a: str, b: str) -> bool:

@@ -1,8 +1,9 @@
 """The ``signs`` command: LightningCLI (fit / validate / test / predict) plus ``signs demo``, ``sample``, ``edit`` and
-``export`` (``signs_lightning.commands.COMMANDS``)."""
+``export`` (``COMMANDS``: the modules of ``signs_lightning/commands/``)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -13,16 +14,23 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from signs_lightning.commands import COMMANDS, run_command
+from signs_lightning.core.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
 from signs_lightning.core.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
 from signs_lightning.data.errors import CorruptDatasetError
 from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args
-from signs_lightning.run.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
-from signs_lightning.run.config_layers import check_bases, given_configs
+from signs_lightning.run.config_layers import with_bases
 from signs_lightning.run.process_group import close_process_group
 
+# name -> "module:function" taking the arguments after the name. Imported on use, so that ``signs fit`` pays nothing
+# for these commands, and so that the commands may build on this module (they sit above it).
+COMMANDS = {
+    "demo": "signs_lightning.commands.demo:demo_main",
+    "sample": "signs_lightning.commands.sample:main",
+    "edit": "signs_lightning.commands.edit:main",
+    "export": "signs_lightning.commands.export:main",
+}
 SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
-# ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/resume.py "last").
+# ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/run/resume.py "last").
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
 # Raised for bad input, with messages that say what to fix: reported in one line. Others keep their traceback.
 ONE_LINE_ERRORS = (SignsError, OSError, ValueError, CorruptDatasetError, MisconfigurationException)
@@ -35,8 +43,8 @@ class SignsCLI(LightningCLI):
     idempotence and reconstruction errors, class coverage). Beyond LightningCLI:
 
     - every Trainer writes checkpoints atomically (``AtomicCheckpointIO``, unless the config names a CheckpointIO);
-    - a layered config (``# bases:`` line, ``signs_lightning/config_layers.py``) given without its layers is a
-      one-line error naming them;
+    - a ``--config`` file brings the layers its ``# bases:`` line names (``signs_lightning/run/config_layers.py``),
+      loaded right before it unless given earlier;
     - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
       must be the config's, and model arguments given on the command line or in the config win over those saved
       in the checkpoint, which only fill in the rest (logged);
@@ -44,7 +52,7 @@ class SignsCLI(LightningCLI):
     - a fit stopped by SIGTERM exits with status 143 naming the checkpoint ``callbacks.ModelCheckpoint`` saved.
     """
 
-    _args: Any = None  # as given to parse_arguments: parsed again without defaults to tell given model arguments
+    _args: Any = None  # as parsed (bases added): parsed again without defaults to tell given model arguments
     _checked_ckpt_path: str | None = None  # the ckpt_path whose module class _parse_ckpt_path checked
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -56,12 +64,16 @@ class SignsCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        self._args = args
-        # Before parsing: an experiment given without its layers would otherwise run on the Trainer's defaults.
-        command = sys.argv[1:] if args is None else args
-        if isinstance(command, (list, tuple)):
-            check_bases(given_configs(command))
-        super().parse_arguments(parser, args)
+        if isinstance(args, (dict, Namespace)):
+            self._args = args
+            super().parse_arguments(parser, args)
+            return
+        # Each --config file's '# bases:' layers become --config files right before it.
+        self._args = with_bases(sys.argv[1:] if args is None else args)
+        if args is None:  # read from sys.argv: LightningCLI would warn that both are given
+            self.config = parser.parse_args(self._args)
+        else:
+            super().parse_arguments(parser, self._args)
 
     def _parse_ckpt_path(self) -> None:
         """Replaces LightningCLI's, which builds the model from the checkpoint's saved hyperparameters alone."""
@@ -144,7 +156,7 @@ class SignsCLI(LightningCLI):
         self._refuse_untrained()
 
     def after_instantiate_classes(self) -> None:
-        # `--ckpt_path last` also considers SLURM's HPC checkpoint (signs_lightning/resume.py).
+        # `--ckpt_path last` also considers SLURM's HPC checkpoint (signs_lightning/run/resume.py).
         if self.subcommand is not None:
             from signs_lightning.run.resume import resolve_ckpt_path
 
@@ -188,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     command = sys.argv[1:] if argv is None else argv
     try:
         if command and command[0] in COMMANDS:  # demo, sample, edit, export: their own parsers
-            run_command(command[0], command[1:])
+            module, _, function = COMMANDS[command[0]].partition(":")
+            getattr(importlib.import_module(module), function)(command[1:])
             return
         # LightningCLI reads sys.argv itself; passing it again as args only triggers its "both given" warning.
         cli_main(argv)
