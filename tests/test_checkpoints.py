@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from cli_helpers import write_config
+from helpers import write_config
 
+from signs_lightning.core.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args
-from signs_lightning.run.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from signs_lightning.run.cli import SIGTERM_EXIT, cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def counters(path: Path) -> dict[str, int]:
 
 SAVE_FOREVER = """
 import sys, torch
-from signs_lightning.run.checkpoint_io import AtomicCheckpointIO
+from signs_lightning.core.checkpoint_io import AtomicCheckpointIO
 io, state = AtomicCheckpointIO(), {"state_dict": {"w": torch.randn(8_000_000)}}
 for n in range(1, 10**6):
     state["n"] = n

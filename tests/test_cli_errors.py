@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import write_config
+from helpers import write_config
 
 from signs_lightning.run.cli import main
 

@@ -1,7 +1,7 @@
-"""The shipped configs: each experiment in configs/ composed with its layers (the files its ``# bases:`` line names,
-given first as repeated ``--config``) parses and builds its model and data classes; and the composition rules the
-layering relies on. (That each layered experiment composed to exactly the flat file it replaced was tested at the
-commit that introduced the layers, 636faad.)"""
+"""The shipped configs: each experiment in configs/, given alone to ``--config``, brings the layers its ``# bases:``
+line names, parses and builds its model and data classes; and the composition rules the layering relies on. (That
+each layered experiment composed to exactly the flat file it replaced was tested at the commit that introduced the
+layers, 636faad.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from signs_lightning.run.cli import cli_main, main
-from signs_lightning.run.config_layers import check_bases, config_files, given_configs, layer_names
+from signs_lightning.run.config_layers import composed, config_files, layer_names, with_bases
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -22,6 +22,12 @@ LAYERS = sorted((ROOT / "configs").glob("*/*.yaml"))
 
 
 def config_args(config: Path) -> list[str]:
+    """The experiment alone: its layers come with it."""
+    return ["--config", str(config)]
+
+
+def explicit_args(config: Path) -> list[str]:
+    """Each file the experiment composes as its own --config, in order (the form before '# bases:' was read)."""
     return [item for path in config_files(config) for item in ("--config", str(path))]
 
 
@@ -57,16 +63,55 @@ def test_configs_exist() -> None:
 
 
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.name)
-def test_header_commands_give_the_layers_in_order(config: Path) -> None:
-    """Every ``signs ...`` command in an experiment's header passes exactly its layers, then itself, from the
-    repository root (continuation lines ending in a backslash are part of the command)."""
+def test_header_gives_the_one_command_and_names_the_layers_once(config: Path) -> None:
+    """An experiment's header holds ``signs fit --config configs/X.yaml`` (its layers come with it): its layers are
+    listed on the ``# bases:`` line only."""
     assert layer_names(config), f"{config.name} has no '# bases:' line"
-    header = "\n".join(line for line in config.read_text().splitlines() if line.startswith("#"))
-    commands = re.findall(r"\bsigns (?:fit|validate|test|predict)\b(?:[^\n]*\\\n)*[^\n]*", header)
+    header = [line for line in config.read_text().splitlines() if line.startswith("#")]
+    commands = re.findall(r"\bsigns (?:fit|validate|test|predict)\b[^\n]*", "\n".join(header))
     assert commands, f"{config.name}: no signs command in the header"
-    expected = [path.resolve().relative_to(ROOT).as_posix() for path in config_files(config)]
     for command in commands:
-        assert re.findall(r"--config (\S+)", command) == expected, command
+        assert re.findall(r"--config (\S+)", command) == [f"configs/{config.name}"], command
+    given = re.findall(r"--config[ =](\S+)", config.read_text())
+    assert given == [f"configs/{config.name}"] * len(commands), f"{config.name}: a layer given with --config"
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.name)
+def test_an_experiment_alone_composes_as_its_layers_given_explicitly(config: Path) -> None:
+    assert len(config_files(config)) > 2  # a trainer and a data layer at least
+    assert printed_config(config_args(config)) == printed_config(explicit_args(config))
+
+
+def test_bases_come_first_recursively_each_once_and_given_layers_are_not_added_again(tmp_path) -> None:
+    configs = ROOT / "configs"
+    cpu, mnist, sign, dmd = (
+        str(configs / name)
+        for name in ("trainer/cpu.yaml", "data/mnist16.yaml", "sign_mnist.yaml", "sign_mnist_dmd.yaml")
+    )
+    # sign_mnist_dmd.yaml names sign_mnist.yaml, which names the trainer and data layers.
+    assert [str(path) for path in config_files(dmd)] == [cpu, mnist, sign, dmd]
+    assert with_bases(["fit", "-c", dmd, "--trainer.max_steps", "3"]) == [
+        "fit", "-c", cpu, "-c", mnist, "-c", sign, "-c", dmd, "--trainer.max_steps", "3"
+    ]  # fmt: skip
+    # A layer given explicitly before its experiment is not given again (the four-flag form composes as before).
+    explicit = ["fit", "--config", cpu, "--config=" + mnist, "--config", sign, "--config", dmd]
+    assert with_bases(explicit) == ["fit", "--config", cpu, "--config", mnist, "--config", sign, "--config", dmd]
+    assert composed([cpu, sign]) == [cpu, mnist, sign]
+    # One given after its experiment is loaded there too: later files win, as do later flags.
+    assert composed([sign, cpu]) == [cpu, mnist, sign, cpu]
+    yaml_string = '{"trainer": {"max_steps": 1}}'  # --config also takes a YAML string
+    full = write(tmp_path, "config.yaml", "trainer:\n  max_steps: 1\n")  # no '# bases:' (a run's config.yaml)
+    assert composed([yaml_string, full]) == [yaml_string, full]
+
+
+def test_an_explicit_layer_is_not_doubled_and_later_flags_win() -> None:
+    configs = ROOT / "configs"
+    given = ["--config", str(configs / "trainer" / "cpu.yaml"), "--config", str(configs / "sign_mnist.yaml")]
+    printed = printed_config([*given, "--trainer.val_check_interval", "7"])
+    assert printed["trainer"]["val_check_interval"] == 7
+    assert printed["trainer"]["limit_val_batches"] == 2  # the trainer layer's
+    assert printed["data"]["class_path"] == "signs_lightning.data.EmbeddedMNISTDataModule"  # the data layer's
+    assert printed == printed_config([*config_args(configs / "sign_mnist.yaml"), "--trainer.val_check_interval", "7"])
 
 
 def test_command_line_overrides_win() -> None:
@@ -217,32 +262,16 @@ def test_another_class_path_drops_the_init_args_it_does_not_take(tmp_path) -> No
     assert "teacher" not in printed["model"]["init_args"] and "gen_every" not in printed["model"]["init_args"]
 
 
-# ------------------------------------------------------------------------------- forgetting a layer
+# ------------------------------------------------------------------------------- a missing layer
 
 
-def test_check_bases_names_the_layers_to_add(tmp_path) -> None:
-    configs = ROOT / "configs"
-    check_bases(config_files(configs / "sign_cifar10.yaml"))
-    full = tmp_path / "config.yaml"  # a file without '# bases:' (a full config, a run's saved config.yaml)
-    full.write_text("trainer:\n  max_steps: 1\n")
-    check_bases([full])
-    check_bases(['{"trainer": {"max_steps": 1}}'])  # --config also takes a YAML string
-    with pytest.raises(ValueError) as error:
-        check_bases([configs / "data" / "mnist16.yaml", configs / "sign_mnist.yaml"])
-    message = str(error.value)
-    assert "\n" not in message and "comes without trainer/cpu.yaml:" in message
-    assert message.endswith(
-        f"--config {configs}/trainer/cpu.yaml --config {configs}/data/mnist16.yaml --config {configs}/sign_mnist.yaml"
+def test_a_missing_base_is_a_one_line_error_naming_the_file_and_line(tmp_path, capsys) -> None:
+    config = write(
+        tmp_path, "experiment.yaml", "# An experiment.\n# bases: trainer/gone.yaml\ntrainer:\n  max_steps: 1\n"
     )
-    args = ["fit", "-c", "a.yaml", "--config=b.yaml", "--trainer.devices", "2", "--config", "c.yaml"]
-    assert given_configs(args) == ["a.yaml", "b.yaml", "c.yaml"]
-
-
-@pytest.mark.parametrize("given", [["sign_mnist.yaml"], ["data/mnist16.yaml", "sign_mnist.yaml"]])
-def test_forgetting_a_layer_is_a_one_line_error_naming_it(given, capsys) -> None:
-    args = ["fit", *[item for name in given for item in ("--config", f"{ROOT}/configs/{name}")], "--print_config"]
     with pytest.raises(SystemExit) as exit_info:
-        main(args)
+        main(["fit", "--config", config, "--print_config"])
     assert exit_info.value.code == 1
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "configs/sign_mnist.yaml is a layer over trainer/cpu.yaml, data/mnist16.yaml" in line
+    assert f"{config}, line 2: its '# bases:' line names trainer/gone.yaml, but {tmp_path}/trainer/gone.yaml" in line
+    assert "correct the name" in line

@@ -54,12 +54,12 @@ def test_demo_runs_both_stages_end_to_end_and_reuses_the_teacher(tmp_path, capsy
         "sign/fid64_lenet8_nfe1",
         "sign/fid64_lenet8_nfe2",
         "teacher/teacher_fid64_lenet8_nfe2",
-        "sign_ffz/fid64_lenet8_nfe2",
+        "sign/fid64_lenet8_of_ffz",
         "sign/idempotence_error",
         "sign/reconstruction_error",
         "sign/class_coverage_nfe1",
         "sign_stage1/fid64_lenet8_nfe1",
-        "sign_stage1_ffz/fid64_lenet8_nfe2",
+        "sign_stage1/fid64_lenet8_of_ffz",
     ]:
         assert key in metrics, key
     # The second stage (distribution matching) ran from the first's last checkpoint.

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_module_commands import TINY
+from helpers import TINY
 from torch import Tensor, nn
 
 from benchmarks import editing as bench
@@ -120,6 +120,7 @@ def test_smoke_editing_benchmark_writes_every_output(checkpoints, tmp_path) -> N
         assert {(row["method"], row["nfe"]) for row in rows} == methods, corruption.key
         assert all(math.isfinite(row[key]) for row in rows for key in ("psnr", "accuracy", "fd"))
     assert summary["settings"]["num_images"] == 16 and set(summary["clean"]) == {"accuracy", "fd"}
+    assert set(summary["provenance"]) == {"git_commit", "config_sha256"}
     assert summary["target"]["met"] in (True, False) and "noise_0.5" in summary["target"]["detail"]
     text = (out / "editing.md").read_text()
     assert "## Target" in text and "| sign @ 2 |" in text and "| teacher @ 10 |" in text

@@ -420,7 +420,8 @@ def test_published_reference_npz_gives_the_fid_of_the_reference_set(tmp_path: Pa
     computed = make_evaluator(tmp_path / "computed")
     computed.prepare(ReferenceData(reference_images(600, 128)), STRATEGY)
     npz = tmp_path / "cifar10-32x32.npz"
-    np.savez(npz, mu=computed.reference.mean.numpy(), sigma=computed.reference.cov.numpy())
+    reference = computed.reference_statistics()
+    np.savez(npz, mu=reference.mean.numpy(), sigma=reference.cov.numpy())
     published = make_evaluator(tmp_path / "published", reference_npz=str(npz))
     published.prepare(None, STRATEGY)  # no dataset needed
     key = "val/fid600_flat_nfe1"

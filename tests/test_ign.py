@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.losses import distance_fn
-from signs_lightning.modules import IGNModule
+from signs_lightning.modules import IGNModule, SIGNModule
 from signs_lightning.networks import DCGANAutoencoder
 
 
@@ -153,3 +153,26 @@ def test_short_fit_with_the_dcgan_autoencoder(tiny_teacher_dir: Path) -> None:
     assert any(not torch.equal(v, module.student.state_dict()[k]) for k, v in generator_before.items())
     assert "train/loss_tight" in trainer.callback_metrics
     assert module.sample(torch.randn(3, 1, 8, 8), nfe=2).shape == (3, 1, 8, 8)
+
+
+def test_igns_f_takes_the_same_conditioning_as_signs(tiny_teacher_dir: Path) -> None:
+    settings = dict(conditioning_timestep=300, output_head="prediction")
+    ign = IGNModule(teacher=str(tiny_teacher_dir), **settings)
+    sign = SIGNModule(teacher=str(tiny_teacher_dir), reg=None, **settings)
+    z = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ign.student(z), sign.student(z))
+        assert not torch.allclose(ign.student(z), IGNModule(teacher=str(tiny_teacher_dir)).student(z))
+    with pytest.raises(ValueError, match="not with 'dcgan'"):
+        IGNModule(network="dcgan", image_size=8, channels=1, conditioning_timestep=300)
+
+
+def test_real_images_run_through_f_once_for_reconstruction_and_tightening(tiny_teacher_dir: Path) -> None:
+    module = tiny_ign("dcgan", tiny_teacher_dir)
+    x, z = batch(2)
+    inputs: list[Tensor] = []
+    module.student.register_forward_hook(lambda m, args, output: inputs.append(args[0]))
+    module.generator_losses(x, z)
+    # IGN's forwards stay apart (batch norm): z, then x once, then the outer f of L_idem and L_tight.
+    assert [t.shape[0] for t in inputs] == [4, 4, 4, 4]
+    assert sum(torch.equal(t, x) for t in inputs) == 1 and torch.equal(inputs[0], z)

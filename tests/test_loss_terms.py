@@ -9,11 +9,10 @@ from typing import Any
 
 import torch
 import yaml
-from cli_helpers import built_sign_cli
-from test_sign_module import fit, tiny_sign
+from helpers import built_sign_cli, fit, tiny_sign
 from torch import Tensor
 
-from signs_lightning.losses import LossTerm, Regression, Step
+from signs_lightning.losses import LossTerm, Regression, Step, TermContext, Tightening
 from signs_lightning.modules import SIGNModule
 from signs_lightning.run.cli import cli_main
 
@@ -101,3 +100,49 @@ def test_print_config_lists_every_term_slot() -> None:
     assert init_args["rec"]["class_path"] == "signs_lightning.losses.Reconstruction"
     assert init_args["flow"] is None and init_args["dmd"] is None
     assert init_args["reg"]["init_args"]["pairs"] == 4000
+
+
+class Anchored(LossTerm):
+    """f of a fixed anchor batch should land on a target: a term with inputs and targets of its own."""
+
+    name = "anchor"
+
+    def inputs(self, step: Step) -> tuple[dict[str, Tensor], Tensor]:
+        anchor = torch.zeros_like(step.x[:2])
+        return {"anchor": anchor}, anchor + 0.5
+
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        self.seen = outputs["anchor"].detach().clone(), targets
+        return (outputs["anchor"] - targets).pow(2).mean()
+
+
+def test_a_terms_inputs_come_back_through_f_with_its_targets_in_one_forward(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, extra_losses=[Anchored()])
+    x, z = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8)
+    batches: list[int] = []
+    model.student.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+    losses, f_z = model.generator_losses(x, z)
+    # z, L_rec's x and the anchor ran as one batch; L_idem's outer f is the only other call.
+    assert batches == [4 + 4 + 2, 4]
+    output, target = model.losses["anchor"].seen
+    with torch.no_grad():
+        torch.testing.assert_close(output, model.student(torch.zeros(2, 1, 8, 8)))
+        torch.testing.assert_close(f_z, model.student(z))
+    assert torch.equal(target, torch.full((2, 1, 8, 8), 0.5))
+    assert set(losses) == {"rec", "idem", "anchor"}
+
+
+def test_a_term_sees_its_module_through_the_context(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, extra_losses=[MeanMatching()])
+    context = model.losses["mean"].context
+    assert isinstance(context, TermContext)
+    assert context.student is model.student and context.teacher is model.teacher
+    assert context.ema is model.ema.module and context.schedule is model.schedule
+    assert context.renoise_top == model.renoise_timesteps(2)[0]
+
+
+def test_igns_tightening_is_a_term_a_sign_can_take_too(tiny_teacher_dir, tmp_path) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, extra_losses=[Tightening(weight=0.5, clamp_ratio=2.0)])
+    trainer = fit(model, tmp_path, steps=2, enable_checkpointing=False)
+    metrics = trainer.callback_metrics
+    assert -2.0 * metrics["train/loss_rec"] <= metrics["train/loss_tight"] <= 0

@@ -10,37 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY, fit, snapshot, tiny_sign
 from PIL import Image
-from test_sign_module import fit, snapshot, tiny_sign
 
 from signs_lightning.losses import DistributionMatching
 from signs_lightning.modules.common import NonFiniteUpdates
 from signs_lightning.run.cli import cli_main
-
-TINY = [
-    "--model.class_path",
-    "signs_lightning.modules.SIGNModule",
-    "--model.init_args.reg.init_args.pairs",
-    "16",
-    "--model.init_args.reg.init_args.sampler_steps",
-    "2",
-    "--model.init_args.sample_nfe",
-    "[1, 2]",
-    "--data.class_path",
-    "signs_lightning.data.EmbeddedMNISTDataModule",
-    "--data.init_args.image_size",
-    "8",
-    "--data.init_args.batch_size",
-    "8",
-    "--trainer.logger",
-    "false",
-    "--trainer.enable_progress_bar",
-    "false",
-    "--trainer.limit_val_batches",
-    "1",
-    "--trainer.limit_test_batches",
-    "1",
-]
 
 
 @pytest.fixture

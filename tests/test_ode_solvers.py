@@ -9,9 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from cli_helpers import built_sign_cli, write_config
-from test_sign_module import fit
-from tests_helpers import SCHEDULE_GRID
+from helpers import SCHEDULE_GRID, built_sign_cli, fit, write_config
 from torch import Tensor, nn
 
 from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher, ode_solvers, teacher_pairs

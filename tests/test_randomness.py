@@ -6,7 +6,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from test_sign_module import fit, snapshot, tiny_sign
+from helpers import fit, snapshot, tiny_sign
 
 from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.diffusion.schedule import NoiseSchedule

@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import write_tiny_teacher
 from diffusers import DiffusionPipeline
+from helpers import TINY
 from huggingface_hub import ModelCard
 from PIL import Image
-from test_module_commands import TINY
 
 from signs_lightning.commands.export import to_pipeline
 from signs_lightning.commands.loading import load_generator

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import pytest
 import torch
+from helpers import fit, snapshot, tiny_sign
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
 from signs_lightning.core.errors import SignsError
@@ -17,55 +16,6 @@ from signs_lightning.modules import SIGNModule
 from signs_lightning.run.callbacks import ModelCheckpoint
 
 ALL_TERMS = dict(flow=True, dmd=True)
-
-
-def tiny_sign(
-    teacher_dir: Path,
-    flow: bool | Flow = False,
-    dmd: bool | DistributionMatching = False,
-    reg: bool = True,
-    pairs: int = 32,
-    sampler_steps: int = 2,
-    trajectory_fraction: float = 0.0,
-    cache_dir: str | None = None,
-    **kwargs,
-) -> SIGNModule:
-    """A SIGN of the tiny teacher with L_rec + L_idem, L_reg on small pair sets, and optionally L_flow and L_dmd
-    (``True`` for the tiny defaults, or a term)."""
-    settings = dict(
-        flow=Flow(intervals=4) if flow is True else flow or None,
-        dmd=DistributionMatching() if dmd is True else dmd or None,
-        reg=Regression(
-            pairs=pairs, sampler_steps=sampler_steps, trajectory_fraction=trajectory_fraction, cache_dir=cache_dir
-        )
-        if reg
-        else None,
-        ema_decay=0.9,
-        sample_nfe=[1, 2],
-    )
-    settings.update(kwargs)
-    return SIGNModule(teacher=str(teacher_dir), **settings)
-
-
-def fit(model: SIGNModule, root: Path, steps: int, ckpt_path: str | None = None, **trainer_kwargs) -> L.Trainer:
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=root,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        **trainer_kwargs,
-    )
-    model.max_generator_steps = steps
-    trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=8), ckpt_path=ckpt_path)
-    return trainer
-
-
-def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def test_fit_trains_student_and_fake_score_and_never_the_teacher(tiny_teacher_dir, tmp_path) -> None:

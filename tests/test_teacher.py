@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import write_tiny_teacher
 from diffusers import DDIMScheduler
-from tests_helpers import SCHEDULE_GRID
+from helpers import SCHEDULE_GRID
 from torch import nn
 
 from signs_lightning.diffusion import NoiseSchedule, ScoreModel, load_teacher
@@ -97,6 +97,20 @@ def test_trainable_copy_is_independent(tiny_teacher_dir) -> None:
         next(fake.parameters()).add_(1.0)
     assert teacher.fingerprint() != fake.fingerprint()
     assert teacher.fingerprint() == load_teacher(tiny_teacher_dir).fingerprint()
+
+
+def test_a_loaded_teacher_is_fingerprinted_once(tiny_teacher_dir, monkeypatch) -> None:
+    teacher = load_teacher(tiny_teacher_dir)
+    expected = teacher._weights_hash()
+    calls = []
+    hash_weights = ScoreModel._weights_hash
+    monkeypatch.setattr(ScoreModel, "_weights_hash", lambda self: calls.append(self) or hash_weights(self))
+    assert [teacher.fingerprint() for _ in range(3)] == [expected] * 3 and calls == []  # computed at load
+    fake = teacher.trainable_copy()  # trains: hashed at each call, never the teacher's stale value
+    assert fake.fingerprint() == expected and calls == [fake]
+    with torch.no_grad():
+        next(fake.parameters()).add_(1.0)
+    assert fake.fingerprint() != expected and teacher.fingerprint() == expected
 
 
 def test_missing_teacher_names_what_to_do(tmp_path) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import write_config
+from helpers import write_config
 
 from signs_lightning.run.cli import cli_main
 
