@@ -30,12 +30,15 @@ class ScoreModel(nn.Module):
         self.schedule = schedule
         self.source = source
         self._frozen = False
+        self._fingerprint: str | None = None  # a frozen model's, hashed once in freeze()
 
     # -- frozen teachers -------------------------------------------------------------------------------------
     def freeze(self) -> "ScoreModel":
-        """Eval mode for good (``.train()`` no longer switches it), no gradients."""
+        """Eval mode for good (``.train()`` no longer switches it), no gradients; the weights are fingerprinted
+        now, once (``fingerprint``)."""
         self.requires_grad_(False)
         self._frozen = True
+        self._fingerprint = self._weights_hash()
         return super().train(False)
 
     def train(self, mode: bool = True) -> "ScoreModel":
@@ -45,6 +48,7 @@ class ScoreModel(nn.Module):
         """An unfrozen deep copy (same weights), e.g. to initialise the fake score from the teacher."""
         clone = copy.deepcopy(self)
         clone._frozen = False
+        clone._fingerprint = None  # it trains: hashed at each call
         clone.requires_grad_(True)
         return clone.train()
 
@@ -101,7 +105,17 @@ class ScoreModel(nn.Module):
         return x0
 
     def fingerprint(self) -> str:
-        """A short hash of the weights and schedule: a cache key that changes whenever the model does."""
+        """A short hash of the weights and schedule: a cache key that changes whenever the model does.
+
+        A frozen model's (the teacher) was computed when it was frozen, at load: checkpoints, caches and
+        validations ask for it often, and its weights do not change. A trainable one (a fake score, a teacher in
+        training) is hashed at each call.
+        """
+        if self._frozen and self._fingerprint is not None:
+            return self._fingerprint
+        return self._weights_hash()
+
+    def _weights_hash(self) -> str:
         digest = hashlib.sha1(self.schedule.prediction_type.encode())
         digest.update(self.schedule.alphas_cumprod.cpu().numpy().tobytes())
         for name, tensor in sorted(self.unet.state_dict().items()):

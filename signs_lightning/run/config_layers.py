@@ -1,26 +1,23 @@
-"""Layered configs: an experiment in ``configs/`` is a diff over base layers, composed by repeated ``--config``.
-
-Each experiment names its layers on one header line, relative to its own folder, in the order they are given::
+"""Layered configs: an experiment in ``configs/`` is a diff over base layers, which it names on one header line
+(paths relative to its own folder, in the order they apply)::
 
     # bases: trainer/cpu.yaml data/mnist16.yaml
 
-and runs as ``signs fit --config configs/trainer/cpu.yaml --config configs/data/mnist16.yaml --config
-configs/sign_mnist.yaml`` (later files override earlier ones key by key). ``config_files`` gives that list for
-scripts; ``check_bases`` is the guard against forgetting a layer (one line naming the files to add), meant to run on
-``signs``'s own ``--config`` arguments before they are parsed (``given_configs``). Standard library only, so that it
-can move into the package unchanged.
-
->>> given_configs(["fit", "--config", "a.yaml", "-c", "b.yaml", "--config=c.yaml", "--trainer.devices", "2"])
-['a.yaml', 'b.yaml', 'c.yaml']
+``signs fit --config configs/sign_mnist.yaml`` then loads ``configs/trainer/cpu.yaml``, ``configs/data/mnist16.yaml``
+and ``configs/sign_mnist.yaml``, in that order: later files override earlier ones key by key. ``with_bases`` is the
+one place that expands ``# bases:`` lines: ``signs`` applies it to its own command line before LightningCLI parses
+it, and scripts get the same list of files from ``config_files``. Standard library only.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 BASES_LINE = re.compile(r"^# bases:(.*)$", re.MULTILINE)
+CONFIG_FLAGS = ("--config", "-c")
 
 
 def layer_names(config: str | Path) -> list[str]:
@@ -33,40 +30,72 @@ def layer_names(config: str | Path) -> list[str]:
 
 
 def bases(config: str | Path) -> list[Path]:
-    """The layers ``config``'s ``# bases:`` line names, as paths next to it."""
-    return [Path(config).parent / name for name in layer_names(config)]
+    """The layers ``config``'s ``# bases:`` line names, as paths next to it; a missing one is a one-line error."""
+    found = []
+    for name in layer_names(config):
+        path = Path(os.path.normpath(Path(config).parent / name))
+        if not path.is_file():
+            text = Path(config).read_text()
+            line = text.count("\n", 0, BASES_LINE.search(text).start()) + 1
+            raise ValueError(
+                f"{config}, line {line}: its '# bases:' line names {name}, but {path} is not a file: correct the "
+                "name (relative to the config's folder) or restore the file"
+            )
+        found.append(path)
+    return found
 
 
-def config_files(config: str | Path) -> list[Path]:
-    """Every file to give ``--config`` for ``config``, in order: its layers, then itself."""
-    return [*bases(config), Path(config)]
+def _key(config: str | Path) -> str:
+    """What makes two ``--config`` values the same file (a YAML string is its own key)."""
+    try:
+        return os.path.realpath(config) if Path(config).is_file() else str(config)
+    except (OSError, ValueError):  # a YAML string too long or odd for a file name
+        return str(config)
 
 
-def given_configs(args: Sequence[str]) -> list[str]:
-    """The ``--config`` / ``-c`` values of a ``signs`` command line, in order."""
+def _with_layers(config: str | Path, loaded: set[str]) -> list[str]:
+    """``config``'s bases not in ``loaded`` (and theirs, depth first, each once), then ``config`` itself."""
     files = []
-    for i, arg in enumerate(args):
-        if arg in ("--config", "-c") and i + 1 < len(args):
-            files.append(args[i + 1])
-        elif arg.startswith("--config="):
-            files.append(arg.partition("=")[2])
+    for base in bases(config):
+        if _key(base) not in loaded:
+            loaded.add(_key(base))
+            files += _with_layers(base, loaded)
+    return [*files, str(config)]
+
+
+def composed(configs: Sequence[str | Path]) -> list[str]:
+    """The files ``--config`` loads for ``configs``, in order: before each config the bases its ``# bases:`` line
+    names (and theirs, depth first), then itself. A base loaded earlier, given or named, is not loaded again; a
+    config given twice is loaded twice (the later one overrides what came in between)."""
+    files: list[str] = []
+    loaded: set[str] = set()
+    for config in configs:
+        loaded.add(_key(config))
+        files += _with_layers(config, loaded)
     return files
 
 
-def check_bases(configs: Sequence[str | Path]) -> None:
-    """Raises ``ValueError`` (one line) when a layered config comes without each of its layers before it.
+def config_files(config: str | Path) -> list[Path]:
+    """Every file ``signs fit --config CONFIG`` loads, in order: its layers, recursively, then itself."""
+    return [Path(path) for path in composed([config])]
 
-    A layer counts as given when a file given earlier has its path's ending (``trainer/cpu.yaml``), wherever it
-    lies. A file without a ``# bases:`` line (a full config, a run's saved ``config.yaml``) needs nothing.
-    """
-    given: list[str] = []
-    for config in map(str, configs):
-        names = layer_names(config)
-        missing = [name for name in names if not any(path.endswith("/" + name) for path in given)]
-        if missing:
-            command = " ".join(f"--config {path}" for path in config_files(config))
-            raise ValueError(
-                f"{config} is a layer over {', '.join(names)} (its '# bases:' line) and comes without "
-                f"{', '.join(missing)}: give them first, in that order: {command}"
-            )
-        given.append(Path(config).resolve().as_posix())
+
+def with_bases(args: Sequence[str]) -> list[str]:
+    """``args`` with each ``--config`` file's bases given as ``--config`` right before it (``composed``); the rest
+    of the command line, later overrides included, is left as it is."""
+    expanded: list[str] = []
+    loaded: set[str] = set()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in CONFIG_FLAGS and i + 1 < len(args):
+            flag, value, i = arg, args[i + 1], i + 2
+        elif arg.startswith("--config="):
+            flag, value, i = "--config", arg.partition("=")[2], i + 1
+        else:
+            expanded.append(arg)
+            i += 1
+            continue
+        loaded.add(_key(value))
+        expanded += [item for path in _with_layers(value, loaded) for item in (flag, path)]
+    return expanded

@@ -1,9 +1,10 @@
 """Runs from Python: ``signs fit`` of composed configs with overrides, and a teacher trained once and then reused.
 
-What ``signs demo`` and the benchmarks build on; the same as typing the ``signs fit`` command line::
+What ``signs demo`` and the benchmarks build on; the same as typing the ``signs fit`` command line (a config's
+``# bases:`` layers come with it, ``run/config_layers.py``)::
 
-    signs fit --config base.yaml --config experiment.yaml --trainer.default_root_dir runs/x --trainer.max_steps 10
-    fit(["base.yaml", "experiment.yaml"], ["trainer.max_steps=10"], root_dir="runs/x")
+    signs fit --config configs/sign_mnist.yaml --trainer.default_root_dir runs/x --trainer.max_steps 10
+    fit(["configs/sign_mnist.yaml"], ["trainer.max_steps=10"], root_dir="runs/x")
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from pathlib import Path
 
 from signs_lightning.core.errors import SignsError
 from signs_lightning.run.cli import SignsCLI, cli_main
+from signs_lightning.run.config_layers import composed
 
 # Written into a teacher folder train_teacher made: the settings it was trained with.
 TEACHER_STAMP = "signs_demo_teacher.json"
+# The shipped configs, and the MNIST teacher's (the one ``signs demo`` and ``make bench`` train).
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TEACHER_CONFIG = CONFIGS / "teacher_mnist.yaml"
 
 
 def cli_args(
@@ -56,11 +61,11 @@ def train_teacher(
 ) -> tuple[Path, float]:
     """The diffusers teacher folder ``output/teacher`` trained with ``configs`` and ``overrides`` (logs in
     ``output/teacher_logs``), or reused when that folder holds a teacher trained with the same config files'
-    contents and the same arguments; and the seconds spent training it (0 when reused)."""
+    contents (their layers' included) and the same arguments; and the seconds spent training it (0 when reused)."""
     output = Path(output)
     teacher_dir = output / "teacher"
     args = cli_args(configs, [f"model.init_args.output_dir={teacher_dir}", *overrides], output / "teacher_logs")
-    settings = {"args": args, "config": "".join(Path(config).read_text() for config in configs)}
+    settings = {"args": args, "config": "".join(Path(config).read_text() for config in composed(configs))}
     stamp = teacher_dir / TEACHER_STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == settings:
         print(f"[signs] reusing the teacher in {teacher_dir} (same configs and overrides)")
