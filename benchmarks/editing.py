@@ -36,18 +36,16 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 from torch import Tensor
 
-from benchmarks.measure import synchronize
-from benchmarks.report import write_json
-from benchmarks.run import device_name
+from benchmarks.measure import device_name, synchronize
+from benchmarks.provenance import source_config, write_results
 from signs_lightning.commands.loading import load_generator
 from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.core.errors import SignsError
 from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion.score_model import ScoreModel
-from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
-from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.grid import sample_rows_grid
+from signs_lightning.evaluation.scoring import classifier_evaluator
 from signs_lightning.inference import editing, sampling
 from signs_lightning.modules.common import GeneratorModule
 
@@ -253,17 +251,15 @@ def psnr(results: Tensor, clean: Tensor) -> Tensor:
 class EditScorer:
     """PSNR, the held-out LeNet classifier's accuracy and the LeNet Fréchet distance of a set of results.
 
-    The Fréchet reference is the training digits' statistics that ``FIDEvaluator`` caches (the ones every other
-    benchmark and ``signs demo`` measure against).
+    The Fréchet distance is ``FIDEvaluator.score_images`` against the training digits' statistics it caches (the
+    ones every other benchmark and ``signs demo`` measure against).
     """
 
     def __init__(self, datamodule: EmbeddedMNISTDataModule, device: torch.device, batch_size: int) -> None:
         self.strategy = LocalStrategy(device)
-        self.lenet = MNISTClassifierFeatures(datamodule.image_size)
-        # Only its reference statistics are used (loaded from the cache, or computed and cached once).
-        evaluator = FIDEvaluator(self.lenet, num_samples=2)
-        evaluator.prepare(datamodule, self.strategy)
-        self.reference = evaluator.reference
+        # It scores the images it is given (its own sample count and seed go unused).
+        self.evaluator = classifier_evaluator(datamodule, self.strategy, num_samples=2, batch_size=batch_size)
+        self.lenet = self.evaluator.extractor
         self.batch_size = batch_size
 
     @torch.no_grad()
@@ -274,12 +270,8 @@ class EditScorer:
         ]
         return float(sum(hits)) / len(images)
 
-    @torch.no_grad()
     def frechet(self, images: Tensor) -> float:
-        metric = fid_metric(self.lenet, self.reference, self.strategy)
-        for i in range(0, len(images), self.batch_size):
-            metric.update(images[i : i + self.batch_size], real=False)
-        return float(metric.compute())
+        return self.evaluator.score_images(images.split(self.batch_size), self.strategy)["fid"]
 
     def __call__(self, results: Tensor, clean: Tensor, labels: Tensor) -> dict[str, float]:
         return {
@@ -555,7 +547,8 @@ def main(argv: list[str] | None = None) -> Path:
         "target": evaluate_target(rows),
         "wall_seconds": time.perf_counter() - start,
     }  # fmt: skip
-    write_json(summary, out / "editing.json")
+    sources = [source_config(path) for path in (args.sign, args.ign) if path]
+    summary = write_results(out / "editing.json", summary, "".join([*sources, *args.argv]))
     (out / "editing.md").write_text(markdown(summary))
     metrics_figure(summary).savefig(out / "editing_metrics.png", dpi=120)
     panels = {corruption.label: examples[corruption.key] for corruption in CORRUPTIONS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,28 @@ from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion.score_model import ScoreModel
 from signs_lightning.evaluation import FeatureExtractor, FIDEvaluator, InceptionV3Features, MNISTClassifierFeatures
-from signs_lightning.evaluation.fid import SampleFn
-from signs_lightning.evaluation.keys import CLASS_COVERAGE, fid_name
-from signs_lightning.evaluation.scoring import by_nfe, ddim_sampler, heldout_diagnostics, score_sampler
+from signs_lightning.evaluation.keys import CLASS_COVERAGE, fid_name, nfe_sampler, sampler_nfe
+from signs_lightning.evaluation.scoring import (
+    Sampler,
+    by_sampler,
+    ddim_sampler,
+    heldout_diagnostics,
+    nfe_samplers,
+    score_model,
+)
 from signs_lightning.modules.common import GeneratorModule
 
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU with its torch thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} torch threads"
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, device: torch.device, warmup: int = 1) -> float:
@@ -83,7 +96,7 @@ class ReferenceSubset:
 
 
 class Scorer:
-    """Scores any sampler ``sample_fn(noise, nfe, generator)`` the same way, with the same noise, for every model.
+    """Scores samplers by name (``evaluation.scoring.score_model``) the same way, with the same noise, for every model.
 
     Fréchet distances use the MNIST LeNet's features (``num_samples`` samples) and, when ``inception_samples`` > 0,
     the TF-Inception features (fewer samples, against ``inception_reference`` training images). The reference
@@ -123,7 +136,7 @@ class Scorer:
         )
         self.sample_batch = sample_batch
         self.sample_repeats = sample_repeats
-        self._evaluators: dict[tuple[str, tuple[int, ...], bool], FIDEvaluator] = {}
+        self._evaluators: dict[tuple[str, tuple[int, ...]], FIDEvaluator] = {}
 
     @property
     def metric_names(self) -> dict[str, str]:
@@ -133,15 +146,16 @@ class Scorer:
             names["fid_inception"] = fid_name(self.inception_samples, self.inception.name)
         return names
 
-    def _evaluator(self, extractor: FeatureExtractor, nfe: list[int], teacher: bool) -> FIDEvaluator:
-        key = (extractor.name, tuple(nfe), teacher)
+    def _evaluator(self, extractor: FeatureExtractor, teacher_nfe: tuple[int, ...]) -> FIDEvaluator:
+        """One evaluator per feature space (and teacher NFE settings: they are the teacher's cache entries)."""
+        key = (extractor.name, teacher_nfe)
         if key not in self._evaluators:
             inception = extractor is self.inception
             evaluator = FIDEvaluator(
                 extractor,
                 num_samples=self.inception_samples if inception else self.num_samples,
-                nfe=[] if teacher else nfe,
-                teacher_nfe=nfe if teacher else [],
+                nfe=[],
+                teacher_nfe=teacher_nfe,
             )
             evaluator.prepare(self.inception_data if inception else self.datamodule, self.strategy)
             self._evaluators[key] = evaluator
@@ -150,49 +164,56 @@ class Scorer:
     def _fid(
         self,
         extractor: FeatureExtractor,
-        sample_fn: SampleFn,
+        samplers: Mapping[str, Sampler],
         shape: tuple[int, ...],
-        nfe: list[int],
         teacher: ScoreModel | None,
-    ) -> dict[int, dict[str, float]]:
-        evaluator = self._evaluator(extractor, nfe, teacher is not None)
-        metrics = score_sampler(evaluator, sample_fn, shape, self.strategy, teacher=teacher)
-        return by_nfe(metrics, evaluator, teacher=teacher is not None)
+    ) -> dict[str, dict[str, float]]:
+        """{sampler: {"fid", "class_coverage"}}; with a ``teacher``, ``samplers`` are its DDIM's ``nfe<k>``."""
+        if teacher is None:
+            evaluator = self._evaluator(extractor, ())
+            metrics = score_model(evaluator, samplers, shape, self.strategy)
+        else:
+            evaluator = self._evaluator(extractor, tuple(sampler_nfe(name) for name in samplers))
+            metrics = score_model(evaluator, {}, shape, self.strategy, teacher=teacher)
+        return by_sampler(metrics, evaluator, samplers, teacher=teacher is not None)
 
     def score(
-        self, sample_fn: SampleFn, shape: tuple[int, ...], nfe: list[int], inception_nfe: list[int]
-    ) -> dict[int, dict[str, float | None]]:
-        """{nfe: fid_lenet, class_coverage, fid_inception (None if not scored), sample_images_per_second}."""
-        return self._rows(sample_fn, shape, nfe, inception_nfe, None)
+        self, samplers: Mapping[str, Sampler], shape: tuple[int, ...], inception: Iterable[str] = ()
+    ) -> dict[str, dict[str, float | None]]:
+        """{sampler: fid_lenet, class_coverage, fid_inception (None if not scored), sample_images_per_second}, the
+        samplers by name (``evaluation.scoring.generator_samplers``); ``inception`` names those also scored in
+        Inception's features."""
+        return self._rows(samplers, shape, inception, None)
 
     def score_teacher(
-        self, teacher: ScoreModel, nfe: list[int], inception_nfe: list[int]
-    ) -> dict[int, dict[str, float | None]]:
-        """``score`` of the teacher's DDIM, whose FIDs are computed once per teacher fingerprint and cached."""
-        return self._rows(ddim_sampler(teacher), teacher.image_shape, nfe, inception_nfe, teacher)
+        self, teacher: ScoreModel, nfe: Iterable[int], inception_nfe: Iterable[int]
+    ) -> dict[str, dict[str, float | None]]:
+        """``score`` of the teacher's DDIM at each of ``nfe`` (named ``nfe<k>``), whose FIDs are computed once per
+        teacher fingerprint and cached."""
+        samplers = nfe_samplers(ddim_sampler(teacher), nfe)
+        return self._rows(samplers, teacher.image_shape, [nfe_sampler(k) for k in inception_nfe], teacher)
 
     def _rows(
         self,
-        sample_fn: SampleFn,
+        samplers: Mapping[str, Sampler],
         shape: tuple[int, ...],
-        nfe: list[int],
-        inception_nfe: list[int],
+        inception: Iterable[str],
         teacher: ScoreModel | None,
-    ) -> dict[int, dict[str, float | None]]:
-        lenet = self._fid(self.lenet, sample_fn, shape, nfe, teacher)
-        inception_nfe = [k for k in inception_nfe if k in nfe]
-        inception = {}
-        if self.inception is not None and inception_nfe:
-            inception = self._fid(self.inception, sample_fn, shape, inception_nfe, teacher)
+    ) -> dict[str, dict[str, float | None]]:
+        lenet = self._fid(self.lenet, samplers, shape, teacher)
+        inception_samplers = {name: samplers[name] for name in inception if name in samplers}
+        inception_rows = {}
+        if self.inception is not None and inception_samplers:
+            inception_rows = self._fid(self.inception, inception_samplers, shape, teacher)
         z = torch.randn((self.sample_batch, *shape), generator=torch.Generator().manual_seed(0)).to(self.device)
-        rows: dict[int, dict[str, float | None]] = {}
-        for k in nfe:
+        rows: dict[str, dict[str, float | None]] = {}
+        for name, sample in samplers.items():
             with torch.no_grad():
-                seconds = median_seconds(lambda: sample_fn(z, k, None), self.sample_repeats, self.device)
-            rows[k] = {
-                "fid_lenet": lenet[k]["fid"],
-                "class_coverage": lenet[k].get(CLASS_COVERAGE),
-                "fid_inception": inception.get(k, {}).get("fid"),
+                seconds = median_seconds(lambda: sample(z, None), self.sample_repeats, self.device)
+            rows[name] = {
+                "fid_lenet": lenet[name]["fid"],
+                "class_coverage": lenet[name].get(CLASS_COVERAGE),
+                "fid_inception": inception_rows.get(name, {}).get("fid"),
                 "sample_images_per_second": self.sample_batch / seconds,
             }
         return rows

@@ -16,8 +16,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.measure import median_seconds, synchronize
-from benchmarks.training import variant_overrides
-from benchmarks.variants import Variant
+from benchmarks.provenance import write_results
+from benchmarks.training import extra_overrides, variant_config, variant_overrides
+from benchmarks.variants import HEADLINE, Variant, by_name
 from signs_lightning.modules.common import GeneratorModule, bare_step_tools
 from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.networks.generator import IdempotentGenerator
@@ -84,7 +85,7 @@ def lightning_vs_bare(
             cli.datamodule.setup("fit")
             x = next(iter(cli.datamodule.train_dataloader()))[0]
             # One batch more than the step limit needs: the limit, not the end of the epoch, stops both loops.
-            loader = fixed_batch_loader(x, total * cli.model.hparams.gen_every + 1)
+            loader = fixed_batch_loader(x, total * cli.model.gen_every + 1)
             times[name].extend(step_times(loops[name](cli, loader, device), warmup))
     lightning_step, bare_step_seconds = statistics.median(times["lightning"]), statistics.median(times["bare"])
     return {
@@ -109,8 +110,7 @@ def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
     """Batch start stamps of the module's own ``seeded_train_batch`` in a plain loop over ``loader``, with the
     config's model and optimizers and plain PyTorch backward/clipping (``bare_step_tools``)."""
     model: SIGNModule = cli.model.to(device).train()
-    for term in model.losses.values():
-        term.setup(model, None)
+    model.losses.setup(None)  # what ``on_fit_start`` does, without a strategy
     configs = model.configure_optimizers()
     optimizers = {name: config["optimizer"] for name, config in zip(model.optimizer_names, configs)}
     # The module's own step function, with plain PyTorch backward and clipping injected in place of Lightning's.
@@ -149,9 +149,6 @@ def sample_vs_forward(
 
 def main(argv: list[str] | None = None) -> None:
     """The Lightning-vs-bare measurement alone (``make bench`` runs it after its variants)."""
-    from benchmarks.run import extra_overrides  # run imports this module
-    from benchmarks.variants import HEADLINE, by_name
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=main.__doc__)
     parser.add_argument("--teacher", required=True, help="diffusers teacher folder")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per loop and round (default: 40)")
@@ -162,12 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     headline = by_name(HEADLINE)
+    overrides = extra_overrides(headline, False)
     result = lightning_vs_bare(
-        headline, Path(args.teacher), args.workdir, extra_overrides(headline, False), args.steps, args.warmup,
-        args.rounds, device,
-    )  # fmt: skip
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+        headline, Path(args.teacher), args.workdir, overrides, args.steps, args.warmup, args.rounds, device
+    )
+    config = variant_config(headline, Path(args.teacher), overrides)
+    print(json.dumps(write_results(args.output, result, config), indent=1))
 
 
 if __name__ == "__main__":

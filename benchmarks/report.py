@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import write_results
 from benchmarks.variants import BASELINE, HEADLINE
 
 TEACHER = "teacher"
 IGN_TIME_FACTOR_TARGET = 3.0
 IGN_FID_RATIO_TARGET = 0.6
 LIGHTNING_RATIO_TARGET = 0.9
-
-
-def write_json(data: Any, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def fid(entry: dict[str, Any] | None, sampler: str, nfe: int) -> float | None:
@@ -201,7 +197,10 @@ def plot(models: dict[str, dict[str, Any]], metric_name: str, path: Path) -> Non
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
-    """``summary.json``, ``results.md`` and ``fid_vs_nfe.png`` (per-model JSONs are written as models finish)."""
-    write_json(summary, out / "summary.json")
+    """``summary.json``, ``results.md`` and ``fid_vs_nfe.png`` (per-model JSONs are written as models finish).
+
+    The summary's config digest covers the command line and every model's own digest."""
+    digests = [entry.get("provenance", {}).get("config_sha256", "") for entry in summary["models"].values()]
+    summary = write_results(out / "summary.json", summary, "\n".join([*summary["settings"]["argv"], *digests]))
     (out / "results.md").write_text(markdown(summary))
     plot(summary["models"], summary["settings"]["metric_names"]["fid_lenet"], out / "fid_vs_nfe.png")

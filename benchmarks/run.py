@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from benchmarks import report
-from benchmarks.measure import Scorer
+from benchmarks.measure import Scorer, device_name
 from benchmarks.overhead import lightning_vs_bare, sample_vs_forward
-from benchmarks.training import train_variant
+from benchmarks.provenance import source_config, write_results
+from benchmarks.training import extra_overrides, train_variant, variant_config
 from benchmarks.variants import (
     HEADLINE,
-    SMOKE_KIND_OVERRIDES,
     SMOKE_OVERRIDES,
     SMOKE_TEACHER_OVERRIDES,
     SMOKE_TEACHER_STEPS,
@@ -39,16 +39,15 @@ from benchmarks.variants import (
     by_name,
     select,
 )
-from signs_lightning.commands import demo, runs
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
+from signs_lightning.evaluation.keys import FFZ, nfe_sampler, sampler_nfe
+from signs_lightning.evaluation.scoring import generator_samplers
 from signs_lightning.modules.common import GeneratorModule
+from signs_lightning.run import runs
 from signs_lightning.run.config_layers import config_files
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TEACHER = REPO / "runs" / "demo" / "teacher"
-# Every model is scored after training, the same way: an in-loop evaluator would only spend the training budget.
-# Twelve fits' progress bars would bury the log.
-BENCH_OVERRIDES = ["model.init_args.evaluator=null", "trainer.enable_progress_bar=false"]
 
 # Defaults of the options left unset, for a full run and for --smoke (tiny everything, well under 90 s on 2 cores).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -112,19 +111,7 @@ def resolve_teacher(args: argparse.Namespace, workdir: Path) -> tuple[Path, floa
         overrides += [*SMOKE_OVERRIDES, *SMOKE_TEACHER_OVERRIDES, f"trainer.max_steps={SMOKE_TEACHER_STEPS}"]
     # The demo's teacher configs, so that `make demo` and the benchmark train the same teacher; one trained before
     # with the same settings is reused.
-    configs = config_files(demo.build_parser().get_default("teacher_config"))
-    return runs.train_teacher(configs, workdir, overrides)
-
-
-def extra_overrides(variant: Variant, smoke: bool) -> list[str]:
-    """What the benchmark adds to a variant's own overrides."""
-    return BENCH_OVERRIDES + (SMOKE_OVERRIDES + SMOKE_KIND_OVERRIDES[variant["kind"]] if smoke else [])
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} torch threads"
+    return runs.train_teacher(config_files(runs.TEACHER_CONFIG), workdir, overrides)
 
 
 def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer: Scorer) -> dict[str, Any]:
@@ -136,8 +123,18 @@ def teacher_entry(teacher: ScoreModel, teacher_dir: Path, seconds: float, scorer
         "source": str(teacher_dir),
         "fingerprint": fingerprint,
         "train_seconds": seconds,
-        "rows": [{"label": f"teacher DDIM @ {k}", "sampler": "ddim", "nfe": k, **values} for k, values in rows.items()],
+        "rows": [
+            {"label": f"teacher DDIM @ {k}", "sampler": "ddim", "nfe": k, **rows[nfe_sampler(k)]} for k in TEACHER_NFE
+        ],
     }
+
+
+def sampler_row(model: str, sampler: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A generator's result row: its multi-step sampler at k NFE, or f(f(z)) (two NFE of f, no re-noising)."""
+    if sampler == FFZ:
+        return {"label": f"{model} f(f(z))", "sampler": "ffz", "nfe": 2, **values}
+    k = sampler_nfe(sampler)
+    return {"label": f"{model} @ {k}", "sampler": "multistep", "nfe": k, **values}
 
 
 def generator_entry(
@@ -151,12 +148,9 @@ def generator_entry(
     model.to(device).eval()
     shape = model.image_shape
     name = variant["name"]
-    rows = [
-        {"label": f"{name} @ {k}", "sampler": "multistep", "nfe": k, **values}
-        for k, values in scorer.score(model.sample, shape, variant["nfe"], variant["inception_nfe"]).items()
-    ]
-    ffz = scorer.score(model.sample_repeated, shape, [2], [])
-    rows.append({"label": f"{name} f(f(z))", "sampler": "ffz", "nfe": 2, **ffz[2]})
+    inception = [nfe_sampler(k) for k in variant["inception_nfe"]]
+    scores = scorer.score(generator_samplers(model, variant["nfe"]), shape, inception)
+    rows = [sampler_row(name, sampler, values) for sampler, values in scores.items()]
     return {
         "name": name,
         "kind": variant["kind"],
@@ -191,18 +185,18 @@ def bench_main(argv: list[str] | None = None) -> Path:
         args.sample_repeats,
         device,
     )
-    models = {report.TEACHER: teacher_entry(teacher, teacher_dir, teacher_seconds, scorer)}
-    report.write_json(models[report.TEACHER], out / f"{report.TEACHER}.json")
+    entry = teacher_entry(teacher, teacher_dir, teacher_seconds, scorer)
+    models = {report.TEACHER: write_results(out / f"{report.TEACHER}.json", entry, source_config(teacher_dir))}
 
     for variant in variants:
         name = variant["name"]
         budget = args.budget_seconds * (args.ign_time_factor if variant["kind"] == "ign" else 1.0)
         print(f"[bench] training {name} for {budget:g} s")
-        model, training = train_variant(
-            variant, teacher_dir, budget, workdir / "logs" / name, extra_overrides(variant, args.smoke), device
-        )
-        models[name] = entry = generator_entry(model, variant, training, scorer, args, device)
-        report.write_json(entry, out / f"{name}.json")
+        overrides = extra_overrides(variant, args.smoke)
+        model, training = train_variant(variant, teacher_dir, budget, workdir / "logs" / name, overrides, device)
+        entry = generator_entry(model, variant, training, scorer, args, device)
+        config = variant_config(variant, teacher_dir, overrides)
+        models[name] = entry = write_results(out / f"{name}.json", entry, config)
         first = entry["rows"][0]
         print(
             f"[bench] {name}: {entry['generator_steps']} generator steps in {entry['train_seconds']:.0f} s; "

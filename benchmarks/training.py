@@ -11,7 +11,8 @@ import torch
 from lightning.pytorch.callbacks import Timer
 
 from benchmarks.measure import peak_memory_mb, reset_peak_memory
-from benchmarks.variants import Variant
+from benchmarks.provenance import composed_config
+from benchmarks.variants import SMOKE_KIND_OVERRIDES, SMOKE_OVERRIDES, Variant
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.run import runs
 from signs_lightning.run.config_layers import config_files
@@ -30,9 +31,25 @@ def max_time(seconds: float) -> str:
     return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+# Every model is scored after training, the same way: an in-loop evaluator would only spend the training budget.
+# Twelve fits' progress bars would bury the log.
+BENCH_OVERRIDES = ["model.init_args.evaluator=null", "trainer.enable_progress_bar=false"]
+
+
+def extra_overrides(variant: Variant, smoke: bool) -> list[str]:
+    """What the benchmark adds to a variant's own overrides (``make bench`` and ``benchmarks.overhead`` alike)."""
+    return BENCH_OVERRIDES + (SMOKE_OVERRIDES + SMOKE_KIND_OVERRIDES[variant["kind"]] if smoke else [])
+
+
 def variant_overrides(variant: Variant, teacher_dir: Path, extra_overrides: list[str]) -> list[str]:
     """What a variant's fit sets beyond its config (the budget aside): its teacher and its overrides."""
     return [f"model.init_args.teacher={teacher_dir}", *variant["overrides"], *extra_overrides]
+
+
+def variant_config(variant: Variant, teacher_dir: Path, extra_overrides: list[str]) -> str:
+    """The composed config text of a variant's fit (its layers, then its overrides): what its results' provenance
+    digests."""
+    return composed_config(config_files(variant["config"]), variant_overrides(variant, teacher_dir, extra_overrides))
 
 
 def train_variant(
@@ -57,7 +74,7 @@ def train_variant(
     )
     fit_seconds = time.perf_counter() - start
     model: GeneratorModule = cli.model
-    # The model as scored, under one name for every variant (benchmarks.renoise_levels reads it back).
+    # The model as scored, under one name for every variant (lab.studies.renoise_levels reads it back).
     cli.trainer.save_checkpoint(log_dir / "final.ckpt")
     timer = next(callback for callback in cli.trainer.callbacks if isinstance(callback, Timer))
     train_seconds = timer.time_elapsed("train")

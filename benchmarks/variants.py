@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from signs_lightning.commands.demo import CONFIGS
+from signs_lightning.run.runs import CONFIGS
 
 SIGN_CONFIG = str(CONFIGS / "sign_mnist.yaml")
 IGN_CONFIG = str(CONFIGS / "ign_mnist.yaml")

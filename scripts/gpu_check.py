@@ -30,18 +30,17 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.measure import median_seconds, synchronize
+from benchmarks.provenance import composed_config, write_results
+from signs_lightning.core.distributed import LocalStrategy
+from signs_lightning.data.synthetic import write_cifar10_tree
+from signs_lightning.diffusion.teacher_pairs import generate_pairs
+from signs_lightning.evaluation import InceptionV3Features
+from signs_lightning.evaluation.inception_weights import inception_weights_path
+from signs_lightning.run.cli import cli_main
+from signs_lightning.run.config_layers import config_files
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the synthetic dataset trees
-
-from data_trees import write_cifar10_tree  # noqa: E402
-
-from benchmarks.measure import median_seconds, synchronize  # noqa: E402
-from signs_lightning.core.distributed import LocalStrategy  # noqa: E402
-from signs_lightning.diffusion.teacher_pairs import generate_pairs  # noqa: E402
-from signs_lightning.evaluation import InceptionV3Features  # noqa: E402
-from signs_lightning.evaluation.inception_weights import inception_weights_path  # noqa: E402
-from signs_lightning.run.cli import cli_main  # noqa: E402
-from signs_lightning.run.config_layers import config_files  # noqa: E402
 
 CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
 # ``--config`` for each layer of CONFIG (its ``# bases:`` line), then CONFIG itself: the command a user runs.
@@ -189,7 +188,7 @@ def training_throughput(
         ],
         run=False,
     )
-    gen_every = cli.model.hparams.gen_every
+    gen_every = cli.model.gen_every
     images = torch.rand(batch * gen_every * (generator_steps + 1), 3, 32, 32) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch)
     device = cli.trainer.strategy.root_device
@@ -273,7 +272,7 @@ def main() -> None:
         report["inception_images_per_second"] = len(images) / median_seconds(lambda: extractor(images), 3, device)
     if cuda:
         report["peak_memory_gib_overall"] = torch.cuda.max_memory_allocated(device) / 2**30
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+    report = write_results(out / "gpu_check.json", report, composed_config(config_files(CONFIG)))
     print("GPU-CHECK " + json.dumps(report))
 
 

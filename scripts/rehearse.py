@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5
 
 from signs_lightning.data import CIFAR10DataModule
+from signs_lightning.data.synthetic import described_cifar10
 from signs_lightning.run.cli import cli_main
 from signs_lightning.run.config_layers import config_files
 from signs_lightning.run.process_group import close_process_group
@@ -33,19 +33,8 @@ from signs_lightning.run.process_group import close_process_group
 
 def describe_cifar_tree(root: Path) -> None:
     """Point ``CIFAR10DataModule`` at md5 tables that describe the tree under ``root``."""
-    folder = root / CIFAR10.base_folder
-    if not folder.is_dir():
-        return
-    md5 = lambda name: calculate_md5(folder / name)  # noqa: E731
-    CIFAR10DataModule.dataset_class = type(
-        "RehearsalCIFAR10",
-        (CIFAR10,),
-        {
-            "train_list": [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)],
-            "test_list": [["test_batch", md5("test_batch")]],
-            "meta": {**CIFAR10.meta, "md5": md5("batches.meta")},
-        },
-    )
+    if (root / CIFAR10.base_folder).is_dir():
+        CIFAR10DataModule.dataset_class = described_cifar10(root)
 
 
 def overrides(args: argparse.Namespace, kind: str) -> list[str]:

@@ -1,17 +1,17 @@
-"""Write tiny dataset trees in the exact on-disk formats the real readers expect (no download, no real data)."""
+"""Write tiny dataset trees in the exact on-disk formats the real readers expect (no download, no real data); the
+CIFAR-10 tree is the package's (``signs_lightning.data.synthetic``, which the rehearsal scripts use too)."""
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import calculate_md5
 
-CIFAR_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from signs_lightning.data.synthetic import CIFAR_LABEL_NAMES, CifarTree, write_cifar10_tree
+
+__all__ = ["CIFAR_LABEL_NAMES", "CifarTree", "write_cifar10_tree", "write_celeba_tree", "write_mixed_image_folder"]
+
 CELEBA_SIZE = (178, 218)  # (width, height) of the aligned images
 CELEBA_ATTRIBUTES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs"] + [
     f"Attribute_{i}" for i in range(34)
@@ -19,57 +19,6 @@ CELEBA_ATTRIBUTES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_
 LANDMARK_COLUMNS = (
     "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
 )
-
-
-@dataclass
-class CifarTree:
-    """What ``write_cifar10_tree`` wrote: rows as stored (n, 3072) uint8 R, G, B planes, and their labels."""
-
-    dataset_class: type[CIFAR10]
-    train_data: np.ndarray
-    train_labels: list[int]
-    test_data: np.ndarray
-    test_labels: list[int]
-
-
-def write_cifar10_tree(root: Path, per_batch: int = 4, n_test: int = 8, seed: int = 0) -> CifarTree:
-    """``root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}`` as the official pickles.
-
-    Returns a torchvision ``CIFAR10`` subclass whose md5 tables describe these files, so the DataModule's checker
-    and torchvision's own integrity check both run on them.
-    """
-    rng = np.random.default_rng(seed)
-    folder = root / CIFAR10.base_folder
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def write_batch(name: str, n: int) -> tuple[np.ndarray, list[int]]:
-        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n).tolist()
-        filenames = [f"{name}_{i}.png" for i in range(n)]
-        batch = {"batch_label": name, "labels": labels, "data": data, "filenames": filenames}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-        return data, labels
-
-    train = [write_batch(f"data_batch_{i}", per_batch) for i in range(1, 6)]
-    test_data, test_labels = write_batch("test_batch", n_test)
-    meta = {"label_names": CIFAR_LABEL_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-
-    def md5(name: str) -> str:
-        return calculate_md5(folder / name)
-
-    tiny = type(
-        "TinyCIFAR10",
-        (CIFAR10,),
-        {
-            "train_list": [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)],
-            "test_list": [["test_batch", md5("test_batch")]],
-            "meta": {**CIFAR10.meta, "md5": md5("batches.meta")},
-        },
-    )
-    return CifarTree(
-        tiny, np.concatenate([d for d, _ in train]), sum((lab for _, lab in train), []), test_data, test_labels
-    )
 
 
 def celeba_face(rng: np.random.Generator) -> Image.Image:

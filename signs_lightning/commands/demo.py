@@ -20,16 +20,13 @@ from pathlib import Path
 import torch
 import torchvision
 
-from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
-from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
 from signs_lightning.evaluation.grid import nfe_rows, sampler_grid
-from signs_lightning.evaluation.scoring import ddim_sampler, heldout_diagnostics, score_sampler
+from signs_lightning.evaluation.scoring import ddim_sampler, score_classifier_features
 from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.run import runs
 from signs_lightning.run.config_layers import config_files
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from signs_lightning.run.runs import CONFIGS, TEACHER_CONFIG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument(
         "--teacher-config",
-        default=str(CONFIGS / "teacher_mnist.yaml"),
+        default=str(TEACHER_CONFIG),
         help="experiment config; the layers on its '# bases:' line are given before it",
     )
     parser.add_argument(
@@ -100,34 +97,6 @@ def distil(
     return cli.model, time.perf_counter() - start
 
 
-@torch.no_grad()
-def evaluate(
-    model: SIGNModule,
-    datamodule: EmbeddedMNISTDataModule,
-    num_samples: int,
-    sign_nfe: list[int],
-    teacher_nfe: list[int],
-    prefix: str = "sign",
-) -> dict[str, float]:
-    """Fréchet distances (classifier features) of teacher DDIM, SIGN at each NFE and f(f(z)); error diagnostics.
-    Keys ``<prefix>/...``, ``<prefix>_ffz/...`` and ``teacher/...``."""
-    model.eval()
-    strategy = LocalStrategy(model.device)
-    shape = model.image_shape
-    extractor = MNISTClassifierFeatures(image_size=shape[-1])
-    sign_eval = FIDEvaluator(extractor, num_samples=num_samples, nfe=sign_nfe, teacher_nfe=teacher_nfe)
-    sign_eval.prepare(datamodule, strategy)
-    metrics = score_sampler(
-        sign_eval, model.sample, shape, strategy, prefix=prefix, teacher=model.teacher, teacher_prefix="teacher"
-    )
-    ffz_eval = FIDEvaluator(extractor, num_samples=num_samples, nfe=[2])
-    ffz_eval.prepare(datamodule, strategy)
-    metrics.update(score_sampler(ffz_eval, model.sample_repeated, shape, strategy, prefix=f"{prefix}_ffz"))
-    metrics.update(heldout_diagnostics(model, datamodule, prefix=prefix))
-    metrics["classifier_heldout_accuracy"] = float(extractor.accuracy)
-    return metrics
-
-
 def sample_grid(model: SIGNModule, path: Path, teacher_nfe: list[int], sign_nfe: list[int], count: int = 16) -> None:
     """``samples.png``: teacher DDIM rows, then SIGN rows (``GeneratorModule.sample_grid``'s, at ``sign_nfe``)."""
     rows = nfe_rows(ddim_sampler(model.teacher), teacher_nfe) + nfe_rows(model.sample, sign_nfe, seed=1)
@@ -155,9 +124,11 @@ def demo_main(argv: list[str]) -> Path:
     datamodule = EmbeddedMNISTDataModule(image_size=model.image_shape[-1], batch_size=500)
     datamodule.setup("validate")
     eval_start = time.perf_counter()
-    metrics = evaluate(model, datamodule, args.num_samples, args.sign_nfe, args.teacher_nfe)
+    metrics = score_classifier_features(model, datamodule, args.num_samples, args.sign_nfe, args.teacher_nfe)
     if first_stage is not None:
-        metrics.update(evaluate(first_stage, datamodule, args.num_samples, args.sign_nfe, [], prefix="sign_stage1"))
+        metrics.update(
+            score_classifier_features(first_stage, datamodule, args.num_samples, args.sign_nfe, [], "sign_stage1")
+        )
         metrics.update(seconds_dmd_training=dmd_seconds, sign_stage1_generator_steps=first_stage.generator_steps)
     sample_grid(model, out / "samples.png", args.teacher_nfe, args.sign_nfe)
     rows = (

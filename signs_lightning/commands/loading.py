@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from signs_lightning.core.checkpoint_io import CheckpointError, read_checkpoint
 from signs_lightning.modules import IGNModule, SIGNModule
 from signs_lightning.modules.common import GeneratorModule
 from signs_lightning.modules.exported import ExportedGenerator
 from signs_lightning.run.checkpoint_args import CLASS_KEY
-from signs_lightning.run.checkpoint_io import CheckpointError, read_checkpoint
 
 GENERATOR_CLASSES = {"SIGNModule": SIGNModule, "IGNModule": IGNModule}
 WHAT_TO_PASS = "pass a checkpoint (.ckpt) written by `signs fit`, or a folder written by `signs export`"
@@ -56,8 +56,8 @@ def generator_class(path: Path, hparams: dict[str, Any]) -> type[GeneratorModule
     """SIGNModule or IGNModule, as the checkpoint's hyperparameters say; anything else is refused."""
     saved = hparams.get(CLASS_KEY)
     if saved is None:
-        # Fits outside LightningCLI record no class: IGN alone has lambda_tight, a teacher trainer has no teacher.
-        if "lambda_tight" in hparams:
+        # Fits outside LightningCLI record no class: IGN alone has a network, a teacher trainer has no teacher.
+        if "network" in hparams:
             return IGNModule
         if "teacher" in hparams:
             return SIGNModule

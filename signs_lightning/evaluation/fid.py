@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,20 @@ from signs_lightning.core.randomness import FID_STREAM, seeded_generator
 from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
 from signs_lightning.evaluation.fid_metric import fid_metric
 from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
-from signs_lightning.evaluation.keys import CLASS_COVERAGE, count_tag, fid_name, metric_key
+from signs_lightning.evaluation.keys import CLASS_COVERAGE, count_tag, fid_name, metric_key, nfe_sampler
 
 # sample_fn(noise, nfe, generator) -> images: a generator's sampler; its re-noising draws come from ``generator``.
 SampleFn = Callable[[Tensor, int, torch.Generator], Tensor]
 # teacher_sample_fn(noise, nfe) -> images: a deterministic sampler (the teacher's DDIM).
 DeterministicSampleFn = Callable[[Tensor, int], Tensor]
+# sampler(noise, generator) -> images: one sampler, scored under its name (``score_samplers``); any further
+# randomness it needs comes from ``generator`` (a CPU generator seeded per chunk), never from the global RNG.
+Sampler = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def nfe_samplers(sample_fn: SampleFn, nfe: Iterable[int]) -> dict[str, Sampler]:
+    """``sample_fn`` at each of ``nfe``, named ``nfe_sampler(k)`` (``nfe1``, ``nfe2``...; keys ``..._nfe<k>``)."""
+    return {nfe_sampler(k): (lambda noise, generator, k=k: sample_fn(noise, k, generator)) for k in nfe}
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
@@ -120,7 +128,7 @@ class FIDEvaluator(nn.Module):
                 f"reference_npz {self.reference_npz} does not exist: give a .npz with 'mu' and 'sigma' (EDM's or "
                 "clean-fid's reference statistics) or leave it unset to compute the reference from the dataset"
             )
-        self.reference: Gaussian | None = None
+        self._reference: Gaussian | None = None
         self._extractor_id: str | None = None
         self._reference_id: str | None = None
         self._teacher_results: dict[tuple[str | None, str], dict[int, dict[str, float]]] = {}
@@ -192,8 +200,15 @@ class FIDEvaluator(nn.Module):
             else:
                 reference = self._reference_statistics(datamodule.reference_dataloader(), strategy.root_device)
                 atomic_torch_save(vars(reference), path)
-        self.reference = strategy.broadcast(reference, src=0)
+        self._reference = strategy.broadcast(reference, src=0)
         self._reference_id = reference_id
+
+    def reference_statistics(self) -> Gaussian:
+        """The reference set's feature mean and covariance (float64), once ``prepare`` has run; the same on every
+        rank."""
+        if self._reference is None:
+            raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before it is asked for scores")
+        return self._reference
 
     @torch.no_grad()
     def _reference_statistics(self, loader: Any, device: torch.device) -> Gaussian:
@@ -220,20 +235,11 @@ class FIDEvaluator(nn.Module):
         for chunk in range(strategy.global_rank, num_chunks, strategy.world_size):
             yield chunk, min(self.batch_size, self.num_samples - chunk * self.batch_size)
 
-    @torch.no_grad()
-    def _measure(
-        self,
-        sample_fn: Callable[[Tensor, torch.Generator], Tensor],
-        image_shape: Sequence[int],
-        strategy: DistributedStrategy,
-    ) -> dict[str, float]:
-        """{"fid": ..., "class_coverage": ...} of ``num_samples`` samples of ``sample_fn(noise, generator)``."""
-        if self.reference is None:
-            raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before evaluate()")
+    def _sample_chunks(
+        self, sample: Sampler, image_shape: Sequence[int], strategy: DistributedStrategy
+    ) -> Iterator[Tensor]:
+        """This rank's chunks of ``sample``'s ``num_samples`` samples, each from its own seeded noise."""
         device = strategy.root_device
-        self.extractor.to(device)
-        metric = fid_metric(self.extractor, self.reference, strategy)
-        class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=device)
         chunks = list(self._my_chunks(strategy))
         for chunk, size in tqdm(
             chunks,
@@ -243,10 +249,23 @@ class FIDEvaluator(nn.Module):
         ):
             generator = chunk_generator(self.seed, chunk)
             noise = torch.randn((size, *image_shape), generator=generator).to(device)
-            samples = sample_fn(noise, generator)
-            metric.update(samples, real=False)
+            yield sample(noise, generator)
+
+    @torch.no_grad()
+    def score_images(self, batches: Iterable[Tensor], strategy: DistributedStrategy) -> dict[str, float]:
+        """{"fid": ..., "class_coverage": ...} of the images in ``batches`` ((B, C, H, W) each, in [-1, 1]; clamped),
+        against the reference statistics. Every rank calls it with its own share; the result is over the union of
+        the shares, the same on every rank. ``class_coverage`` only when the extractor classifies."""
+        reference = self.reference_statistics()
+        device = strategy.root_device
+        self.extractor.to(device)
+        metric = fid_metric(self.extractor, reference, strategy)
+        class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=device)
+        for images in batches:
+            images = images.to(device)
+            metric.update(images, real=False)
             if self.extractor.num_classes:
-                classes = self._classes(samples)
+                classes = self._classes(images)
                 class_counts += torch.bincount(classes, minlength=len(class_counts)).to(class_counts)
         result = {"fid": float(metric.compute())}
         if self.extractor.num_classes:
@@ -255,10 +274,31 @@ class FIDEvaluator(nn.Module):
             result[CLASS_COVERAGE] = (shares >= self.coverage_share / len(shares)).double().mean().item()
         return result
 
-    def _keys(self, prefix: str, nfe: int, results: dict[str, float], teacher: bool) -> dict[str, float]:
-        metrics = {metric_key(prefix, self.fid_name, nfe, teacher): results["fid"]}
+    def _keys(self, prefix: str, sampler: str, results: dict[str, float], teacher: bool) -> dict[str, float]:
+        metrics = {metric_key(prefix, self.fid_name, teacher=teacher, sampler=sampler): results["fid"]}
         if CLASS_COVERAGE in results:
-            metrics[metric_key(prefix, CLASS_COVERAGE, nfe, teacher)] = results[CLASS_COVERAGE]
+            metrics[metric_key(prefix, CLASS_COVERAGE, teacher=teacher, sampler=sampler)] = results[CLASS_COVERAGE]
+        return metrics
+
+    @torch.no_grad()
+    def score_samplers(
+        self,
+        samplers: Mapping[str, Sampler],
+        image_shape: Sequence[int],
+        strategy: DistributedStrategy,
+        prefix: str = "val",
+    ) -> dict[str, float]:
+        """FID (and class coverage) of each sampler, by name; every rank must call it, every rank gets the same values.
+
+        Every sampler gets the same noise: chunk c of ``batch_size`` samples draws its noise, then whatever the
+        sampler draws, from ``chunk_generator(seed, c)``. Keys (``keys.metric_key``): ``{prefix}/{fid_name}_nfe<k>``
+        for a sampler named ``nfe_sampler(k)``, ``{prefix}/{fid_name}_of_<name>`` for any other name (``ffz``), with
+        ``class_coverage`` beside them when the extractor classifies.
+        """
+        metrics: dict[str, float] = {}
+        for name, sample in samplers.items():
+            measured = self.score_images(self._sample_chunks(sample, image_shape, strategy), strategy)
+            metrics.update(self._keys(prefix, name, measured, False))
         return metrics
 
     def evaluate(
@@ -278,11 +318,7 @@ class FIDEvaluator(nn.Module):
             ``{f"{prefix}/fid{count}_{extractor}_nfe{k}": fid, f"{prefix}/class_coverage_nfe{k}": fraction}``, e.g.
             ``val/fid2k_lenet16_nfe1``; the same on every rank.
         """
-        metrics: dict[str, float] = {}
-        for nfe in self.nfe:
-            measured = self._measure(lambda noise, g: sample_fn(noise, nfe, g), image_shape, strategy)
-            metrics.update(self._keys(prefix, nfe, measured, False))
-        return metrics
+        return self.score_samplers(nfe_samplers(sample_fn, self.nfe), image_shape, strategy, prefix)
 
     # ---------------------------------------------------------------- teacher
     def _teacher_cache_path(self, teacher_key: str) -> Path:
@@ -312,8 +348,7 @@ class FIDEvaluator(nn.Module):
         """
         if not self.teacher_nfe:
             return {}
-        if self.reference is None:
-            raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before evaluate_teacher()")
+        self.reference_statistics()  # prepared?
         results = self._teacher_results.setdefault((teacher_key, self._reference_id), {})
         if teacher_key is not None and not results:
             stored = None
@@ -322,11 +357,12 @@ class FIDEvaluator(nn.Module):
             results.update({int(nfe): values for nfe, values in (strategy.broadcast(stored, src=0) or {}).items()})
         missing = [nfe for nfe in self.teacher_nfe if nfe not in results]
         for nfe in missing:
-            results[nfe] = self._measure(lambda noise, g: teacher_sample_fn(noise, nfe), image_shape, strategy)
+            chunks = self._sample_chunks(lambda noise, g: teacher_sample_fn(noise, nfe), image_shape, strategy)
+            results[nfe] = self.score_images(chunks, strategy)
         if missing and teacher_key is not None and strategy.global_rank == 0:
             stored = {str(nfe): values for nfe, values in sorted(results.items())}
             atomic_write_text(json.dumps(stored, indent=1), self._teacher_cache_path(teacher_key))
         metrics: dict[str, float] = {}
         for nfe in self.teacher_nfe:
-            metrics.update(self._keys(prefix, nfe, results[nfe], True))
+            metrics.update(self._keys(prefix, nfe_sampler(nfe), results[nfe], True))
         return metrics

@@ -1,4 +1,4 @@
-"""``benchmarks/pair_targets.py`` at toy size on the tiny teacher (numbers are not asserted, only the outputs)."""
+"""``lab/studies/pair_targets.py`` at toy size on the tiny teacher (numbers are not asserted, only the outputs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import pair_targets
+from lab.studies import pair_targets
 
 # End to end (trains the 8x8 LeNet): in `make test`, not in `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -25,6 +25,7 @@ def test_smoke_run_writes_every_row(tiny_teacher_dir, tmp_path) -> None:
     assert rows == [("ddim", 2, False), ("dpmsolver++", 3, False), ("unipc", 3, False), ("unipc", 6, True)]
     assert all(ROW_KEYS <= set(row) for row in summary["rows"])
     assert summary["rows"][-1]["rms_to_reference"] == 0 and summary["pairs"] == 12
+    assert set(summary["provenance"]) == {"git_commit", "config_sha256"}
     table = (out / "pair_targets.md").read_text()
     assert table.count("\n| ") == 1 + len(rows) and "unipc (reference)" in table
 

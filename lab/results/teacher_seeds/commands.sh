@@ -12,6 +12,6 @@ teacher() {  # name, extra args...
 }
 teacher s1 --seed_everything 1
 teacher s2 --seed_everything 2
-.venv/bin/python -m benchmarks.score_checkpoints runs/demo_unipc0/teacher runs/teacher_{s1,s2}/teacher \
-  --teacher-nfe 10 50 --output benchmarks/results/teacher_seeds/scores.json
+.venv/bin/python -m lab.studies.score_checkpoints runs/demo_unipc0/teacher runs/teacher_{s1,s2}/teacher \
+  --teacher-nfe 10 50 --output lab/results/teacher_seeds/scores.json
 echo done

@@ -1,7 +1,7 @@
 """Plot training curves (``signs_lightning.run.callbacks.TrainingCurve`` files): one line per run, a metric against
 training time and against generator steps.
 
-    python -m benchmarks.curves OUT.png LABEL=CURVE.jsonl[@SECONDS] ... [--metric val/fid1k_lenet16_nfe1]
+    python -m lab.studies.curves OUT.png LABEL=CURVE.jsonl[@SECONDS] ... [--metric val/fid1k_lenet16_nfe1]
 
 ``@SECONDS`` shifts a run along the time axis: a second stage started from a first stage's checkpoint is drawn
 where that stage ended.

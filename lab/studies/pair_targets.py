@@ -1,15 +1,15 @@
 """L_reg's pair targets, measured: how good and how costly each ODE solver's targets are for one teacher.
 
-    python -m benchmarks.pair_targets TEACHER_DIR [--rows ddim:10 dpmsolver++:10 unipc:10 ...] [--pairs 2000]
+    python -m lab.studies.pair_targets TEACHER_DIR [--rows ddim:10 dpmsolver++:10 unipc:10 ...] [--pairs 2000]
         [--reference dpmsolver++:100] [--seed 0] [--batch-size 500] [--device cuda|cpu]
-        [--output benchmarks/results/pair_targets] [--smoke]
+        [--output lab/results/pair_targets] [--smoke]
 
 TEACHER_DIR is a diffusers pipeline folder of an MNIST teacher (``signs demo`` writes one to
 ``<output>/teacher``, by default ``runs/demo/teacher``). For each ``SOLVER:STEPS`` row it makes ``--pairs`` (noise,
 sample) pairs exactly as ``Regression`` does (``diffusion/teacher_pairs.py: generate_pairs``, pair i's noise from
 (seed, i)), times it (pairs per second, after an untimed warm-up) and scores the targets themselves:
 
-- ``fd_lenet``: their Fréchet distance in the demo's LeNet features (``MNISTClassifierFeatures``, ``FIDEvaluator``)
+- ``fd_lenet``: their Fréchet distance in the demo's LeNet features (``FIDEvaluator.score_images``)
   against the training digits, with ``class_coverage``. A student trained by regression alone can at best reach its
   targets, so this is L_reg's ceiling. With 2,000 pairs it is on the scale of the demo's numbers (teacher DDIM-10
   13.3, DDIM-50 4.9 on 2,000 samples of other noise).
@@ -24,7 +24,6 @@ Writes ``pair_targets.json`` (settings and one entry per row) and ``pair_targets
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,11 +32,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchmarks.measure import device_name, synchronize
+from benchmarks.provenance import source_config, write_results
 from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import SOLVERS, ScoreModel, load_teacher
 from signs_lightning.diffusion.teacher_pairs import generate_pairs
-from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
+from signs_lightning.evaluation.keys import CLASS_COVERAGE
+from signs_lightning.evaluation.scoring import classifier_evaluator
 
 DEFAULT_ROWS = [
     "ddim:10",
@@ -63,17 +65,6 @@ def parse_row(text: str) -> tuple[str, int]:
     return solver, int(steps)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} torch threads"
-
-
 def make_pairs(
     teacher: ScoreModel, solver: str, steps: int, count: int, seed: int, batch_size: int
 ) -> tuple[Tensor, float]:
@@ -95,33 +86,18 @@ class TargetScorer:
         if channels != 1 or height != width:
             raise SystemExit(f"pair_targets scores with the MNIST LeNet: it needs 1xSxS images, the teacher makes "
                              f"{channels}x{height}x{width}")  # fmt: skip
-        self.shape, self.count = image_shape, count
+        self.count, self.batch_size = count, batch_size
         self.strategy = LocalStrategy(device)
-        self.evaluator = FIDEvaluator(MNISTClassifierFeatures(image_size=width), num_samples=count, nfe=[1],
-                                      batch_size=batch_size)  # fmt: skip
         datamodule = EmbeddedMNISTDataModule(image_size=width, batch_size=500)
         datamodule.setup("validate")
-        self.evaluator.prepare(datamodule, self.strategy)
+        self.evaluator = classifier_evaluator(datamodule, self.strategy, count, batch_size=batch_size)
 
     def __call__(self, images: Tensor) -> dict[str, float]:
         """{"fd_lenet", "class_coverage"} of ``images`` (count, C, H, W), in [-1, 1] (clamped by the scorer)."""
         if images.shape[0] != self.count:
             raise ValueError(f"expected {self.count} images, got {images.shape[0]}")
-        served = 0
-
-        def next_images(noise: Tensor, nfe: int, generator: torch.Generator) -> Tensor:
-            # The evaluator asks for its samples chunk by chunk, in order (one process): hand out the targets.
-            nonlocal served
-            chunk = images[served : served + noise.shape[0]]
-            served += noise.shape[0]
-            return chunk.to(noise.device)
-
-        metrics = self.evaluator.evaluate(next_images, self.shape, self.strategy, prefix="targets")
-        if served != self.count:
-            raise RuntimeError(f"the scorer took {served} of the {self.count} targets")
-        (fd,) = (value for key, value in metrics.items() if key.startswith("targets/fid"))
-        (coverage,) = (value for key, value in metrics.items() if "class_coverage" in key)
-        return {"fd_lenet": fd, "class_coverage": coverage}
+        scores = self.evaluator.score_images(images.split(self.batch_size), self.strategy)
+        return {"fd_lenet": scores["fid"], "class_coverage": scores[CLASS_COVERAGE]}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -148,7 +124,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.pair_targets",
+        prog="python -m lab.studies.pair_targets",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -161,7 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the pairs' noise seed, as Regression's seed")
     parser.add_argument("--batch-size", type=int, default=500, help="pairs per teacher batch (default: 500)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/pair_targets"))
+    parser.add_argument("--output", type=Path, default=Path("lab/results/pair_targets"))
     parser.add_argument("--smoke", action="store_true", help="16 pairs, 2-step rows: checks the pipeline only")
     args = parser.parse_args(argv)
     args.rows = args.rows or [parse_row(row) for row in (SMOKE_ROWS if args.smoke else DEFAULT_ROWS)]
@@ -172,7 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    command = "python -m benchmarks.pair_targets " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m lab.studies.pair_targets " + " ".join(sys.argv[1:] if argv is None else argv)
     device = torch.device(args.device)
     teacher = load_teacher(args.teacher).to(device)
     scorer = TargetScorer(teacher.image_shape, args.pairs, device, args.batch_size)
@@ -201,8 +177,7 @@ def main(argv: list[str] | None = None) -> Path:
         "classifier_heldout_accuracy": scorer.evaluator.extractor.accuracy,
         "rows": rows,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "pair_targets.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = write_results(args.output / "pair_targets.json", summary, source_config(args.teacher) + command)
     (args.output / "pair_targets.md").write_text(markdown(summary))
     print(markdown(summary))
     print(f"[pair_targets] wrote {args.output / 'pair_targets.json'} and {args.output / 'pair_targets.md'}")

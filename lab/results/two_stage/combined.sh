@@ -16,6 +16,6 @@ rm -rf runs/long_B8_combined
   --model.init_args.dmd.init_args.renoised_fraction 0.5 \
   --model.init_args.dmd.init_args.t_max 0.5 \
   --trainer.default_root_dir runs/long_B8_combined > runs/long_B8_combined.log 2>&1
-.venv/bin/python -m benchmarks.score_checkpoints runs/long_B8_combined/checkpoints/last.ckpt \
-  --output benchmarks/results/two_stage/combined_scores.json
+.venv/bin/python -m lab.studies.score_checkpoints runs/long_B8_combined/checkpoints/last.ckpt \
+  --output lab/results/two_stage/combined_scores.json
 echo done

@@ -1,33 +1,28 @@
 """Score trained generators' multi-step sampler at several re-noising schedules (``renoise_max_level``).
 
-    python -m benchmarks.renoise_levels CKPT [CKPT ...] [--max-levels 0.05 0.1 0.2 0.5] [--nfe 2 4]
-        [--output benchmarks/results/recipes_420s/renoise_levels.json]
+    python -m lab.studies.renoise_levels CKPT [CKPT ...] [--max-levels 0.05 0.1 0.2 0.5] [--nfe 2 4]
+        [--output lab/results/recipes_420s/renoise_levels.json]
 
 Each checkpoint (a ``SIGNModule`` or ``IGNModule`` written by ``signs fit``) is loaded with its teacher, and its
 sampler is scored with the benchmark's LeNet Fréchet distance at 1 NFE and at every (NFE, max level) pair, with the
-same noise for all. Prints a markdown table; ``--output`` also writes the numbers as JSON.
+same noise for all (each schedule a named sampler: ``1``, ``<nfe>@<max level>``). Prints a markdown table;
+``--output`` also writes the numbers as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from benchmarks.measure import Scorer
+from benchmarks.provenance import source_config, write_results
+from signs_lightning.commands.loading import load_generator
+from signs_lightning.evaluation.scoring import Sampler
 from signs_lightning.inference import sampling
-from signs_lightning.modules import IGNModule, SIGNModule
 from signs_lightning.modules.common import GeneratorModule
-
-
-def load_generator(path: Path) -> GeneratorModule:
-    """The module a checkpoint holds (SIGN or IGN, read from its hyperparameters)."""
-    hparams = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]
-    module = IGNModule if "lambda_tight" in hparams else SIGNModule
-    return module.load_from_checkpoint(path, map_location="cpu").eval()
 
 
 def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: list[float]) -> dict[str, float]:
@@ -35,20 +30,17 @@ def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: lis
     schedules = {"1": []} | {
         f"{k}@{level:g}": sampling.renoise_timesteps(model.schedule, k, level) for k in nfe for level in max_levels
     }
-    keys = list(schedules)
-    # The scorer indexes samplers by an integer "NFE"; here it is the schedule's position in ``keys``.
-    rows = scorer.score(
-        lambda z, i, g: sampling.multistep(model.sampling_network, z, model.schedule, schedules[keys[i - 1]], g),
-        model.image_shape,
-        list(range(1, len(keys) + 1)),
-        [],
-    )
-    return {key: rows[i + 1]["fid_lenet"] for i, key in enumerate(keys)}
+
+    def sampler(levels: list[int]) -> Sampler:
+        return lambda z, g: sampling.multistep(model.sampling_network, z, model.schedule, levels, g)
+
+    rows = scorer.score({name: sampler(levels) for name, levels in schedules.items()}, model.image_shape)
+    return {name: row["fid_lenet"] for name, row in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.renoise_levels",
+        prog="python -m lab.studies.renoise_levels",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -74,10 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     for path, row in results.items():
         print(f"| {path} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |")
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(
-            json.dumps({"argv": sys.argv[1:] if argv is None else argv, "results": results}, indent=2) + "\n"
-        )
+        command = sys.argv[1:] if argv is None else argv
+        config = "".join([*(source_config(path) for path in args.checkpoints), *command])
+        write_results(args.output, {"argv": command, "results": results}, config)
     return results
 
 

@@ -2,9 +2,11 @@
 f(f(z)), optionally the teacher's DDIM), or teacher folders (their DDIM), into one JSON file keyed by path: the
 final numbers of the long recipe runs (``results/two_stage/``) and of teachers trained with other seeds.
 
-    python -m benchmarks.score_checkpoints runs/long_B1/checkpoints/last.ckpt --teacher-nfe 10 50 \\
-        --output benchmarks/results/two_stage/final_scores.json
-    python -m benchmarks.score_checkpoints runs/teacher_s1/teacher --teacher-nfe 10 --output teachers.json
+    python -m lab.studies.score_checkpoints runs/long_B1/checkpoints/last.ckpt --teacher-nfe 10 50 \\
+        --output lab/results/two_stage/final_scores.json
+    python -m lab.studies.score_checkpoints runs/teacher_s1/teacher --teacher-nfe 10 --output teachers.json
+
+Each entry carries its ``provenance`` (the code's commit and the digest of what its checkpoint or folder records).
 """
 
 from __future__ import annotations
@@ -15,41 +17,47 @@ from pathlib import Path
 
 import torch
 
-from signs_lightning.commands.demo import evaluate
+from benchmarks.provenance import source_config, stamp
 from signs_lightning.commands.loading import load_generator
 from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import load_teacher
-from signs_lightning.evaluation import FIDEvaluator, MNISTClassifierFeatures
-from signs_lightning.evaluation.scoring import ddim_sampler, score_sampler
+from signs_lightning.evaluation.keys import is_fid_name, parse_key
+from signs_lightning.evaluation.scoring import classifier_evaluator, score_classifier_features, score_model
 from signs_lightning.modules import SIGNModule
 
-# What the tables report: the distances (SIGN per NFE, f(f(z)), the teacher's DDIM); not coverage or diagnostics.
-REPORTED = ("sign/fid", "sign_ffz/fid", "teacher/teacher_fid")
+
+def distances(metrics: dict[str, float]) -> dict[str, float]:
+    """What the tables report: the Fréchet distances (SIGN's samplers, the teacher's DDIM), not coverage or
+    diagnostics, to two decimals."""
+    return {key: round(value, 2) for key, value in metrics.items() if is_fid_name(parse_key(key).name)}
+
+
+def mnist_digits(image_size: int) -> EmbeddedMNISTDataModule:
+    datamodule = EmbeddedMNISTDataModule(image_size=image_size, batch_size=500)
+    datamodule.setup("validate")
+    return datamodule
 
 
 def score(checkpoint: str, num_samples: int, sign_nfe: list[int], teacher_nfe: list[int]) -> dict[str, float]:
-    """The reported distances of one checkpoint and its generator-step count."""
+    """The reported distances of one checkpoint (as ``signs demo`` scores: ``score_classifier_features``) and its
+    generator-step count."""
     model = load_generator(checkpoint)
     if not isinstance(model, SIGNModule):
         raise SystemExit(f"{checkpoint}: a SIGN checkpoint is needed, got {type(model).__name__}")
-    datamodule = EmbeddedMNISTDataModule(image_size=model.image_shape[-1], batch_size=500)
-    datamodule.setup("validate")
-    metrics = evaluate(model, datamodule, num_samples, sign_nfe, teacher_nfe)
-    scores = {k: round(v, 2) for k, v in metrics.items() if k.startswith(REPORTED)}
-    return {**scores, "generator_steps": model.generator_steps}
+    metrics = score_classifier_features(model, mnist_digits(model.image_shape[-1]), num_samples, sign_nfe, teacher_nfe)
+    return {**distances(metrics), "generator_steps": model.generator_steps}
 
 
 def score_teacher(folder: str, num_samples: int, teacher_nfe: list[int]) -> dict[str, float]:
-    """A teacher folder's DDIM distances, with the same extractor, reference and noise as ``score``."""
+    """A teacher folder's DDIM distances, with the same extractor, reference, noise and keys as ``score``'s teacher
+    row."""
     teacher = load_teacher(folder)
     strategy = LocalStrategy(torch.device("cpu"))
-    evaluator = FIDEvaluator(
-        MNISTClassifierFeatures(image_size=teacher.image_shape[-1]), num_samples=num_samples, nfe=teacher_nfe
-    )
-    evaluator.prepare(EmbeddedMNISTDataModule(image_size=teacher.image_shape[-1], batch_size=500), strategy)
-    metrics = score_sampler(evaluator, ddim_sampler(teacher), teacher.image_shape, strategy, prefix="teacher")
-    return {k.replace("teacher/", "teacher/teacher_"): round(v, 2) for k, v in metrics.items() if "/fid" in k}
+    datamodule = mnist_digits(teacher.image_shape[-1])
+    evaluator = classifier_evaluator(datamodule, strategy, num_samples, teacher_nfe=teacher_nfe)
+    shape = teacher.image_shape
+    return distances(score_model(evaluator, {}, shape, strategy, teacher=teacher, teacher_prefix="teacher"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             results[checkpoint] = score(checkpoint, args.num_samples, args.sign_nfe, args.teacher_nfe)
         print(checkpoint, json.dumps(results[checkpoint]), flush=True)
+        results[checkpoint] = stamp(results[checkpoint], source_config(checkpoint))
         # Written after each checkpoint, whole: an interrupted run keeps what it scored.
         tmp = args.output.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=1) + "\n")
