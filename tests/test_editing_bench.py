@@ -60,16 +60,49 @@ class PointMass(nn.Module):
 
 
 @pytest.mark.parametrize("nfe", [1, 4, 10])
-def test_an_exact_teacher_repairs_every_corruption_exactly(nfe) -> None:
+def test_an_exact_teacher_repairs_every_corruption_exactly_informed_or_blind(nfe) -> None:
     schedule = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})
     point = torch.rand((1, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
     teacher = ScoreModel(PointMass(point, schedule), schedule)
     x, keys = point.expand(3, -1, -1, -1), torch.arange(3)
+    editors = [
+        bench.Method("teacher", nfe, bench.teacher_editor(teacher, nfe)),
+        bench.Method("teacher_fixed", nfe, bench.fixed_level_editor(teacher, 300, nfe), blind=True, level=300),
+        bench.Method("teacher_estimated", nfe, bench.estimated_level_editor(teacher, nfe), blind=True),
+    ]
     for corruption in bench.CORRUPTIONS:
         y, fill = bench.corrupt(corruption, x, keys, seed=0)
-        result = bench.apply(bench.Method("teacher", nfe, bench.teacher_editor(teacher, nfe)), corruption, y, fill,
-                             keys, seed=0, batch_size=2)  # fmt: skip
-        torch.testing.assert_close(result, x, atol=1e-4, rtol=0, msg=corruption.key)
+        for method in editors:
+            result = bench.apply(method, corruption, y, fill, keys, seed=0, batch_size=2)
+            torch.testing.assert_close(result, x, atol=1e-4, rtol=0, msg=f"{corruption.key} {method.label}")
+
+
+def test_blind_methods_are_given_the_corrupted_image_alone() -> None:
+    seen = []
+
+    def editor(corruption, y, fill, generators):
+        seen.append((corruption, fill))
+        return y
+
+    x, keys = torch.zeros(3, 1, 8, 8), torch.arange(3)
+    for corruption in bench.CORRUPTIONS:
+        y, fill = bench.corrupt(corruption, x, keys, seed=0)
+        bench.apply(bench.Method("sign", 1, editor, blind=True), corruption, y, fill, keys, seed=0, batch_size=2)
+        bench.apply(bench.Method("sign", 1, editor), corruption, y, fill, keys, seed=0, batch_size=2)
+    blind, informed = seen[0::4] + seen[1::4], seen[2::4] + seen[3::4]
+    assert all(told is None and mask is None for told, mask in blind)
+    assert all(told is not None and (mask is None) == told.is_noise for told, mask in informed)
+
+
+def test_teacher_denoising_takes_one_noise_level_per_image(tiny_teacher_dir) -> None:
+    teacher = load_teacher(tiny_teacher_dir)
+    y = torch.rand((3, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    sigmas = torch.tensor([0.2, 0.0, 1.0])  # σ = 0: the lowest level that fits the steps
+    with torch.no_grad():
+        together = bench.teacher_denoise(teacher, y, sigmas, 4)
+        alone = [bench.teacher_denoise(teacher, y[i : i + 1], float(s), 4) for i, s in enumerate(sigmas)]
+    torch.testing.assert_close(together, torch.cat(alone))
+    assert bench.start_level(teacher, 0.0, 4) == 4 and bench.start_level(teacher, 1.0, 4) == 258
 
 
 def test_teacher_inpainting_keeps_known_pixels_and_is_ddim_where_nothing_is_known(tiny_teacher_dir) -> None:
@@ -110,17 +143,39 @@ def test_teacher_denoising_starts_at_the_noise_level(tiny_teacher_dir) -> None:
 def test_smoke_editing_benchmark_writes_every_output(checkpoints, tmp_path) -> None:
     sign, ign = checkpoints
     out = bench.main(["--sign", str(sign), "--ign", str(ign), "--output", str(tmp_path / "editing"), "--smoke"])
-    for name in ["editing.json", "editing.md", "editing_metrics.png", "editing_examples.png"]:
+    figures = ["editing_metrics.png", "editing_examples_informed.png", "editing_examples_blind.png"]
+    for name in ["editing.json", "editing.md", *figures]:
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "editing.json").read_text())
-    methods = {("corrupted", 0), ("ign", 1)} | {("sign", k) for k in (1, 2, 4)} | {("teacher", k) for k in (1, 4, 10)}
-    assert len(summary["rows"]) == len(bench.CORRUPTIONS) * len(methods)
-    for corruption in bench.CORRUPTIONS:
-        rows = [row for row in summary["rows"] if row["corruption"] == corruption.key]
-        assert {(row["method"], row["nfe"]) for row in rows} == methods, corruption.key
+    shared = {("corrupted", 0), ("ign", 1)} | {("sign", k) for k in (1, 2, 4)}
+    teachers = {"informed": ["teacher"], "blind": ["teacher_fixed", "teacher_estimated"]}
+    for setting in ("informed", "blind"):
+        methods = shared | {(name, k) for name in teachers[setting] for k in (1, 4, 10)}
+        rows = summary[setting]["rows"]
+        assert len(rows) == len(bench.CORRUPTIONS) * len(methods), setting
+        for corruption in bench.CORRUPTIONS:
+            found = {(row["method"], row["nfe"]) for row in rows if row["corruption"] == corruption.key}
+            assert found == methods, (setting, corruption.key)
         assert all(math.isfinite(row[key]) for row in rows for key in ("psnr", "accuracy", "fd"))
-    assert summary["settings"]["num_images"] == 16 and set(summary["clean"]) == {"accuracy", "fd"}
-    assert set(summary["provenance"]) == {"git_commit", "config_sha256"}
-    assert summary["target"]["met"] in (True, False) and "noise_0.5" in summary["target"]["detail"]
+        assert set(summary[setting]["tables"]) == {"psnr", "accuracy", "fd"}
+        assert summary[setting]["tables"]["fd"]["sign @ 2"].keys() == {c.key for c in bench.CORRUPTIONS}
+    levels = summary["blind"]["teacher_levels"]
+    assert set(levels) == {"1", "4", "10"} and all(str(v["level"]) in v["scores"] for v in levels.values())
+    assert all(row["level"] == levels[str(row["nfe"])]["level"]
+               for row in summary["blind"]["rows"] if row["method"] == "teacher_fixed")  # fmt: skip
+    assert summary["settings"]["num_images"] == 16 and summary["settings"]["tune_images"] == 8
+    assert set(summary["clean"]) == {"accuracy", "fd"} and set(summary["provenance"]) == {"git_commit", "config_sha256"}
+    targets = summary["targets"]
+    assert len(targets) == 2 * (len(bench.CORRUPTIONS) + 1)
+    assert all(set(t) == {"target", "met", "detail"} and t["met"] in (True, False) for t in targets)
+    assert [t["target"].split(",")[0] for t in targets] == ["informed"] * 8 + ["blind"] * 8
     text = (out / "editing.md").read_text()
-    assert "## Target" in text and "| sign @ 2 |" in text and "| teacher @ 10 |" in text
+    assert "## Informed" in text and "## Blind" in text and "## Targets" in text
+    assert "| sign @ 2 |" in text and "| teacher @ 10 |" in text and "| teacher, fixed t* @ 4 |" in text
+
+
+def test_tuning_and_scored_digits_are_disjoint() -> None:
+    datamodule = bench.held_out_module(8)
+    _, _, scored = bench.pick_digits(datamodule, 400, seed=0)
+    _, labels, tuning = bench.pick_digits(datamodule, 100, seed=0, last=True)
+    assert not set(scored.tolist()) & set(tuning.tolist()) and len(set(labels.tolist())) == 10

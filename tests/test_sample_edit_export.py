@@ -189,10 +189,50 @@ def test_project_at_strength_zero_is_f_of_the_image(checkpoint, model, digits, t
         assert np.array_equal(pixels(out / path.name), expected)
 
 
+def test_denoise_without_sigma_is_blind_projection(checkpoint, digits, tmp_path, capsys) -> None:
+    blind = edit("denoise", checkpoint, digits, tmp_path / "blind", "--nfe", "2")
+    assert "denoise (blind: level unknown)" in capsys.readouterr().out
+    projected = edit("project", checkpoint, digits, tmp_path / "projected", "--strength", "0", "--nfe", "2")
+    for path in sorted(digits.iterdir()):
+        assert np.array_equal(pixels(blind / path.name), pixels(projected / path.name))
+
+
+def test_denoise_with_sigma_is_informed_and_never_renoises_above_it(
+    checkpoint, model, digits, tmp_path, monkeypatch, capsys
+) -> None:
+    from signs_lightning.diffusion.schedule import NoiseSchedule
+
+    levels: list[int] = []
+    q_sample = NoiseSchedule.q_sample
+
+    def recording(self, x0, t, noise):
+        levels.extend(sorted(set(t.tolist())))
+        return q_sample(self, x0, t, noise)
+
+    monkeypatch.setattr(NoiseSchedule, "q_sample", recording)
+    # σ = 0.1 sits at t = 26, below the model's own top level (50): the refinement is capped at 26.
+    out = edit("denoise", checkpoint, digits, tmp_path / "out", "--sigma", "0.1", "--nfe", "3")
+    assert "denoise (informed: σ = 0.1)" in capsys.readouterr().out
+    t_sigma = editing.noise_level_timestep(model.schedule, 0.1)
+    assert model.renoise_timesteps(3)[0] > t_sigma and levels == [t_sigma, round(t_sigma / 2)]
+    images = torch.cat([unit(path) for path in sorted(digits.iterdir())])
+    generators = [seeded_generator(0, i) for i in range(len(images))]
+    with torch.no_grad():
+        expected = editing.denoise(model.sampling_network, images, model.schedule, 0.1, model.renoise_timesteps(3),
+                                   generators)  # fmt: skip
+    for path, image in zip(sorted(digits.iterdir()), to_uint8(expected.clamp(-1, 1))):
+        assert np.array_equal(pixels(out / path.name), image[..., 0])
+
+
 @pytest.mark.parametrize(
     "task",
-    [["inpaint", "--box", "0,0,4,8"], ["denoise", "--sigma", "0.3", "--add-noise"], ["project", "--strength", "0.5"]],
-    ids=lambda task: task[0],
+    [
+        ["inpaint", "--box", "0,0,4,8"],
+        ["denoise", "--sigma", "0.3", "--add-noise"],
+        ["denoise"],
+        ["project", "--strength", "0.5"],
+    ],
+    ids=["inpaint", "denoise-informed", "denoise-blind", "project"],
 )
 def test_edits_repeat_for_a_seed_and_differ_across_seeds(checkpoint, digits, tmp_path, task) -> None:
     def run(name: str, seed: str, batch: str) -> list[np.ndarray]:
@@ -230,8 +270,9 @@ def test_other_sizes_and_colour_are_converted_with_a_notice(checkpoint, tmp_path
         (["inpaint", "DIGITS", "--mask", "BLACK"], "marks no pixel to fill"),
         (["project", "DIGITS", "--strength", "1.5"], "strength must be in [0, 1]"),
         (["project", "MISSING"], "does not exist: pass image files or folders"),
+        (["denoise", "DIGITS", "--add-noise"], "denoise --add-noise needs --sigma"),
     ],
-    ids=["aspect", "colorize-grey-model", "box", "empty-mask", "strength", "missing-input"],
+    ids=["aspect", "colorize-grey-model", "box", "empty-mask", "strength", "missing-input", "add-noise-no-sigma"],
 )
 def test_bad_inputs_are_refused_in_one_line(checkpoint, digits, tmp_path, capsys, args, message) -> None:
     Image.fromarray(np.zeros((8, 10), dtype=np.uint8)).save(tmp_path / "wide.png")
@@ -321,6 +362,12 @@ def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:
     cases = [
         (pipe.project(y, 0.4, 2, generators(), "pt"), editing.project(f, y, schedule, 0.4, levels, generators())),
         (pipe.denoise(y, 0.3, 2, generators(), "pt"), editing.denoise(f, y, schedule, 0.3, levels, generators())),
+        # Informed with the cap binding (σ = 0.1 sits below the model's top level), and blind.
+        (
+            pipe.denoise(y, 0.1, 3, generators(), "pt"),
+            editing.denoise(f, y, schedule, 0.1, model.renoise_timesteps(3), generators()),
+        ),
+        (pipe.denoise(y, None, 2, generators(), "pt"), editing.denoise(f, y, schedule, None, levels, generators())),
         (pipe.inpaint(y, fill, 2, generators(), "pt"), sampling.inpaint(f, y, fill, schedule, levels, generators())),
     ]
     for output, expected in cases:

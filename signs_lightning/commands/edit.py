@@ -1,14 +1,15 @@
 """``signs edit``: zero-shot editing of image files with a trained generator (``editing.py``; docs/using.md).
 
-    signs edit denoise  MODEL INPUT... --output DIR --sigma 0.2 [--add-noise]
+    signs edit denoise  MODEL INPUT... --output DIR [--sigma 0.2 [--add-noise]]
     signs edit inpaint  MODEL INPUT... --output DIR (--mask FILE | --box X0,Y0,X1,Y1)
     signs edit colorize MODEL INPUT... --output DIR [--strength 0.5]
     signs edit project  MODEL INPUT... --output DIR --strength 0.3
 
-MODEL is a checkpoint or an exported folder; INPUT image files or folders. Writes ``DIR/<name>.png`` per input and
-``DIR/grid_<k>.png`` (per 16 inputs: the input f was given on top, the result below). Image i's random draws come
-from ``seeded_generator(seed, i)`` (its added noise, for ``denoise --add-noise``, from ``seeded_generator(seed, i,
-1)``), so results do not depend on the batch size.
+MODEL is a checkpoint or an exported folder; INPUT image files or folders. ``denoise`` with ``--sigma`` is informed
+(the noise's level is known: the refinement never re-noises above it); without, blind (f(y), then the model's own
+re-noising levels). Writes ``DIR/<name>.png`` per input and ``DIR/grid_<k>.png`` (per 16 inputs: the input f was
+given on top, the result below). Image i's random draws come from ``seeded_generator(seed, i)`` (its added noise,
+for ``denoise --add-noise``, from ``seeded_generator(seed, i, 1)``), so results do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -48,11 +49,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="signs edit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     tasks = parser.add_subparsers(dest="task", required=True, metavar="TASK")
-    denoise = tasks.add_parser("denoise", parents=[common], help="remove Gaussian noise of a known level")
-    denoise.add_argument(
-        "--sigma", type=float, required=True, help="the noise's standard deviation, [-1, 1] scale (pixel std / 127.5)"
+    denoise = tasks.add_parser(
+        "denoise",
+        parents=[common],
+        help="remove Gaussian noise: informed with --sigma, blind without",
+        description="Informed (--sigma S): the input is scaled to the noise level t of S, f applied, and the "
+        "refinement re-noises to at most t. Blind (no --sigma, the level unknown): f(y), then the model's own "
+        "re-noising levels (what `project --strength 0` does).",
     )
-    denoise.add_argument("--add-noise", action="store_true", help="add that noise first (to try it on clean images)")
+    denoise.add_argument(
+        "--sigma",
+        type=float,
+        help="the noise's standard deviation, [-1, 1] scale (pixel std / 127.5), if known (informed); "
+        "omit it when unknown (blind)",
+    )
+    denoise.add_argument(
+        "--add-noise",
+        action="store_true",
+        help="add σ = --sigma noise first (to try it on clean images; needs --sigma)",
+    )
     inpaint = tasks.add_parser("inpaint", parents=[common], help="fill a region; every other pixel is kept exactly")
     region = inpaint.add_mutually_exclusive_group(required=True)
     region.add_argument("--mask", help="mask image: white pixels are filled, black ones kept")
@@ -64,6 +79,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.nfe < 1 or args.batch_size < 1:
         parser.error("--nfe and --batch-size must be >= 1")
+    if args.task == "denoise" and args.add_noise and args.sigma is None:
+        raise SignsError("denoise --add-noise needs --sigma: the standard deviation of the noise to add")
     return args
 
 
@@ -97,8 +114,11 @@ def main(argv: list[str]) -> None:
     before, after = torch.cat(before), torch.cat(after)
     out = Path(args.output).expanduser()
     write_results(out, names, before, after)
+    mode = ""
+    if args.task == "denoise":
+        mode = " (blind: level unknown)" if args.sigma is None else f" (informed: σ = {args.sigma:g})"
     print(
-        f"signs edit: {args.task} of {len(paths)} image(s) at {args.nfe} NFE → {out} "
+        f"signs edit: {args.task}{mode} of {len(paths)} image(s) at {args.nfe} NFE → {out} "
         f"({len(paths)} PNGs, {math.ceil(len(paths) / GRID_COLUMNS)} before/after grid(s))"
     )
 

@@ -4,7 +4,8 @@ Each task turns a corrupted image y (B, C, H, W) in [-1, 1] into a first input o
 re-noising ``timesteps`` (decreasing; ``GeneratorModule.renoise_timesteps(nfe)``, so ``nfe`` = 1 + their number):
 
 - ``project``: SDEdit, re-noise y to strength s ∈ [0, 1] (t = s·(T−1); s = 0 is f(y) itself), then project;
-- ``denoise``: y = x + σε with a known σ, scaled to the variance-preserving input f saw in training;
+- ``denoise``: y = x + σε; informed (σ given): scaled to the variance-preserving input f saw in training, the
+  refinement capped at σ's level; blind (σ unknown): f(y) and the model's own levels, as ``project`` at strength 0;
 - ``inpaint``: ``sampling.inpaint`` (mask 1 = repaint, as in diffusers), every other pixel kept exactly;
 - ``colorize``: a greyscale image coloured with its luma (``LUMA_WEIGHTS``) kept exactly.
 
@@ -78,15 +79,47 @@ def denoise(
     f: sampling.Network,
     y: Tensor,
     schedule: NoiseSchedule,
-    sigma: float,
+    sigma: float | None,
     timesteps: Sequence[int],
     generator: sampling.RandomSource = None,
 ) -> Tensor:
-    """Remove noise of standard deviation ``sigma`` from y = x + σε: √ā_t y = √ā_t x + √(1−ā_t) ε is the
-    variance-preserving input f was trained on, for the t of ``noise_level_timestep``; then ``refine``."""
-    level = torch.full((y.shape[0],), noise_level_timestep(schedule, sigma), device=y.device)
-    alpha, _ = schedule.alpha_sigma(level, y)
-    return sampling.multistep(f, alpha * y, schedule, timesteps, generator)
+    """Remove Gaussian noise from y = x + σε.
+
+    Informed (``sigma`` given): √ā_t y = √ā_t x + √(1−ā_t) ε is the variance-preserving input f was trained on, for
+    the t of ``noise_level_timestep``; f of it, then ``refine`` at ``timesteps`` capped at t
+    (``sampling.capped_timesteps``), so no refinement re-noises above the corruption being repaired.
+
+    Blind (``sigma`` None, the level unknown): f(y), then ``refine`` at ``timesteps`` (``project`` at strength 0).
+    """
+    if sigma is None:
+        return project(f, y, schedule, 0, timesteps, generator)
+    t = noise_level_timestep(schedule, sigma)
+    alpha, _ = schedule.alpha_sigma(torch.full((y.shape[0],), t, device=y.device), y)
+    return sampling.multistep(f, alpha * y, schedule, sampling.capped_timesteps(timesteps, t), generator)
+
+
+# Immerkær's 3x3 mask (1996): the difference of two Laplacians, zero on constant, linear and bilinear images, and
+# Σ w² = 36, so on white noise of std σ its response has std 6σ.
+NOISE_MASK = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
+# The median of |N(0, 1)|: median(|r|) / 0.6745 estimates the std of zero-mean Gaussian r robustly (Donoho's MAD).
+MAD_TO_STD = 0.6745
+
+
+def estimate_noise_sigma(y: Tensor) -> Tensor:
+    """(B,): a blind estimate of the std σ of white Gaussian noise in images y (B, C, H, W), on y's own scale.
+
+    The high-pass response r = M * y (``NOISE_MASK``, every channel, valid pixels only) cancels smooth image content
+    and keeps 6σ of noise; σ̂ = median(|r|) / (6 · 0.6745). The median ignores the few large responses at edges.
+    Clean images with flat regions give σ̂ ≈ 0.
+
+    >>> noisy = 0.3 * torch.randn((2, 1, 64, 64), generator=torch.Generator().manual_seed(0))
+    >>> [round(s, 1) for s in estimate_noise_sigma(noisy).tolist()]
+    [0.3, 0.3]
+    """
+    batch, channels = y.shape[:2]
+    mask = torch.tensor(NOISE_MASK, dtype=torch.float32, device=y.device).expand(channels, 1, 3, 3)
+    response = torch.nn.functional.conv2d(y.float(), mask, groups=channels)
+    return response.abs().reshape(batch, -1).median(dim=1).values / (6 * MAD_TO_STD)
 
 
 def luma(x: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ images = pipe(batch_size=16, num_inference_steps=1).images   # 1 NFE; 2 or 4 re-
 
 edited = pipe.project(image, strength=0.3).images      # SDEdit: re-noise to a strength in [0, 1], then f
 clean = pipe.denoise(noisy, sigma=0.2).images          # Gaussian noise of a known std (on the [-1, 1] scale)
+clean = pipe.denoise(noisy).images                     # noise of an unknown level: blind, f(noisy) then refine
 filled = pipe.inpaint(image, mask_image).images        # white mask pixels filled, the others kept exactly
 {%- if shape.startswith("3") %}
 coloured = pipe.colorize(grey).images                  # luma kept exactly

@@ -194,22 +194,39 @@ class SIGNPipeline(DiffusionPipeline):
     def denoise(
         self,
         image: Images,
-        sigma: float,
+        sigma: float | None = None,
         num_inference_steps: int = 1,
         generator: Generators = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> ImagePipelineOutput | tuple:
-        """Remove Gaussian noise of standard deviation ``sigma`` (on the [-1, 1] scale) from y = x + σε.
+        """Remove Gaussian noise from y = x + σε.
 
-        y is scaled to the variance-preserving input f was trained on: √ā_t y = √ā_t x + √(1−ā_t) ε for the t
-        whose σ_t = √((1−ā_t)/ā_t) is closest to ``sigma``; then f, then refinement.
+        Informed (``sigma``, the noise's standard deviation on the [-1, 1] scale, given): y is scaled to the
+        variance-preserving input f was trained on, √ā_t y = √ā_t x + √(1−ā_t) ε for the t whose
+        σ_t = √((1−ā_t)/ā_t) is closest to ``sigma``; then f, then refinement at the re-noising levels capped at t
+        (``capped_timesteps``: never above the noise being removed).
+
+        Blind (``sigma`` None, the level unknown): f(y), then refinement at the usual levels (``project`` at
+        strength 0).
         """
+        if sigma is None:
+            return self.project(image, 0, num_inference_steps, generator, output_type, return_dict)
         x = self._prepare(image)
         t = self.noise_level_timestep(sigma)
         alpha, _ = self._alpha_sigma(torch.full((x.shape[0],), t, device=x.device), x)
-        x = self._refine(self.f(alpha * x), self.renoise_timesteps(num_inference_steps), generator)
+        levels = self.capped_timesteps(self.renoise_timesteps(num_inference_steps), t)
+        x = self._refine(self.f(alpha * x), levels, generator)
         return self._output(x, output_type, return_dict)
+
+    @staticmethod
+    def capped_timesteps(timesteps: Sequence[int], t_max: int) -> list[int]:
+        """``timesteps`` scaled by min(1, t_max / max(timesteps)): the top becomes min(top, t_max), evenly spaced."""
+        if t_max < 0:
+            raise ValueError(f"t_max must be >= 0, got {t_max}")
+        levels = list(timesteps)
+        top = max(levels, default=0)
+        return levels if top <= t_max else [round(t * t_max / top) for t in levels]
 
     def noise_level_timestep(self, sigma: float) -> int:
         """The t whose noise-to-signal ratio σ_t = √((1−ā_t)/ā_t) is closest to ``sigma``."""

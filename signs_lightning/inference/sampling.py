@@ -64,6 +64,25 @@ def renoise_timesteps(schedule: NoiseSchedule, nfe: int, max_level: float = DEFA
     return [round(top * (nfe - 1 - k) / (nfe - 1)) for k in range(nfe - 1)]
 
 
+def capped_timesteps(timesteps: Sequence[int], t_max: int) -> list[int]:
+    """Re-noising levels that never exceed ``t_max``: ``timesteps`` (decreasing, the sampler's own) scaled by
+    min(1, t_max / max(timesteps)), so the top becomes min(top, t_max) and the levels stay evenly spaced below it.
+
+    An editor told the corruption's own level t_max uses this: re-noising above the corruption it repairs would
+    destroy more than the corruption did. Levels already below t_max are kept as they are; their number (the NFE) too.
+
+    >>> capped_timesteps([50, 33, 17], 26)
+    [26, 17, 9]
+    >>> capped_timesteps([50, 33, 17], 144), capped_timesteps([], 26)
+    ([50, 33, 17], [])
+    """
+    if t_max < 0:
+        raise ValueError(f"t_max must be >= 0, got {t_max}")
+    levels = list(timesteps)
+    top = max(levels, default=0)
+    return levels if top <= t_max else [round(t * t_max / top) for t in levels]
+
+
 def renoise(x: Tensor, schedule: NoiseSchedule, t: int, generator: RandomSource = None) -> Tensor:
     """q(x, t, ε) at one level t for the whole batch, ε drawn from ``generator``."""
     level = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
