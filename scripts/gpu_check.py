@@ -1,9 +1,11 @@
 """The GPU check: rehearse the CIFAR-10 config on one GPU in bf16, then measure what a user's GPU run costs.
 
-1. rehearsal: ``scripts/rehearse.py configs/sign_cifar10.yaml`` (with its layers) on the GPU (bf16-mixed), a
-   checkpoint and a resume;
-2. throughput of ``configs/sign_cifar10.yaml``'s training (every loss term, fake score at 5:1, batch 128) with the
-   UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
+1. rehearsal: ``scripts/rehearse.py configs/sign_cifar10.yaml`` (stage 1, with its layers) on the GPU
+   (bf16-mixed), a checkpoint and a resume;
+2. training throughput (batch 128) of the two stages, ``configs/sign_cifar10.yaml`` (regression) and
+   ``configs/sign_cifar10_dmd.yaml`` (+ L_dmd, fake score at 5:1), and of the one-stage
+   ``configs/sign_cifar10_all_terms.yaml`` (every loss term, 5:1: the first GPU check's config, for comparison),
+   with the UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
 3. one-step and multi-step sampling images/s, L_reg pair generation (the shipped config's solver: UniPC-20)
    pairs/s, Inception FID images/s, peak GPU memory of each.
 
@@ -43,8 +45,18 @@ from signs_lightning.run.config_layers import config_files
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = ROOT / "configs" / "sign_cifar10.yaml"
-# ``--config`` for each layer of CONFIG (its ``# bases:`` line), then CONFIG itself: the command a user runs.
-CONFIG_ARGS = [item for path in config_files(CONFIG) for item in ("--config", str(path))]
+# The configs whose training step is timed, by the name the report gives them.
+TIMED = {
+    "regression_stage": CONFIG,
+    "dmd_stage": ROOT / "configs" / "sign_cifar10_dmd.yaml",
+    "all_terms": ROOT / "configs" / "sign_cifar10_all_terms.yaml",
+}
+
+
+def config_args(config: Path) -> list[str]:
+    """``--config`` for each layer of ``config`` (its ``# bases:`` line), then ``config``: the command a user runs."""
+    return [item for path in config_files(config) for item in ("--config", str(path))]
+
 
 # google/ddpm-cifar10-32's unet/config.json (35.7M parameters).
 CIFAR10_UNET = dict(
@@ -149,12 +161,13 @@ class BatchClock(L.Callback):
 
 
 def training_throughput(
-    work: Path, accelerator: str, precision: str, batch: int, generator_steps: int, reg_pairs: int
+    config: Path, work: Path, accelerator: str, precision: str, batch: int, generator_steps: int, reg_pairs: int
 ) -> tuple[dict[str, Any], Any]:
-    """Batches/s and generator steps/s of the config's training step on random images, through ``Trainer.fit``."""
+    """Batches/s and generator steps/s of ``config``'s training step on random images, through ``Trainer.fit``
+    (from the teacher's weights: a second stage's ``init_from`` is dropped, the cost is the same)."""
     cli = cli_main(
         [
-            *CONFIG_ARGS,
+            *config_args(config),
             "--trainer.accelerator",
             accelerator,
             "--trainer.devices",
@@ -180,6 +193,8 @@ def training_throughput(
             "--model.init_args.max_generator_steps",
             str(generator_steps),
             "--model.init_args.evaluator",
+            "null",
+            "--model.init_args.init_from",
             "null",
             "--data.init_args.root",
             str(work / "data"),
@@ -247,14 +262,17 @@ def main() -> None:
     start = time.perf_counter()
     report["rehearsal"] = rehearse(work, accelerator, precision, fid_samples=16 if args.tiny else 500)
     report["rehearsal_seconds"] = time.perf_counter() - start
-    report["training"], model = training_throughput(
-        work,
-        accelerator,
-        precision,
-        batch=8 if args.tiny else 128,
-        generator_steps=3 if args.tiny else 12,
-        reg_pairs=16 if args.tiny else 1024,
-    )
+    report["training"] = {}
+    for name, config in TIMED.items():
+        report["training"][name], model = training_throughput(
+            config,
+            work,
+            accelerator,
+            precision,
+            batch=8 if args.tiny else 128,
+            generator_steps=5 if args.tiny else 12,
+            reg_pairs=16 if args.tiny else 1024,
+        )
     report["sampling"] = sampling_throughput(model, device, batch=16 if args.tiny else 1000)
 
     count = 32 if args.tiny else 2000

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from torchvision.datasets import CIFAR10
 
 from signs_lightning.data import CIFAR10DataModule
@@ -35,6 +36,15 @@ def describe_cifar_tree(root: Path) -> None:
     """Point ``CIFAR10DataModule`` at md5 tables that describe the tree under ``root``."""
     if (root / CIFAR10.base_folder).is_dir():
         CIFAR10DataModule.dataset_class = described_cifar10(root)
+
+
+def config_gen_every(config: str) -> int:
+    """The composed config's ``model.init_args.gen_every`` (the module's default 1 where no file sets it)."""
+    value = 1
+    for path in config_files(config):
+        model = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
+        value = (model.get("init_args") or {}).get("gen_every", value)
+    return value
 
 
 def overrides(args: argparse.Namespace, kind: str) -> list[str]:
@@ -106,12 +116,16 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--steps", type=int, default=2, help="generator steps (teacher: optimizer steps)")
-    parser.add_argument("--gen-every", type=int, default=5, help="the config's gen_every, to place validation")
+    parser.add_argument(
+        "--gen-every", type=int, default=None, help="gen_every, to place validation (default: the config's)"
+    )
     parser.add_argument("--fid-samples", type=int, default=16)
     parser.add_argument("--fid-batch", type=int, default=8)
     parser.add_argument("--resume", action="store_true", help="--ckpt_path last")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
+    if args.gen_every is None:
+        args.gen_every = config_gen_every(args.config)
     torch.set_num_threads(1)
     describe_cifar_tree(Path(args.data_root))
     kind = "teacher" if "teacher_" in Path(args.config).name else "sign"

@@ -46,8 +46,11 @@ def test_configs_exist() -> None:
         "sign_mnist.yaml",
         "ign_mnist.yaml",
         "sign_cifar10.yaml",
+        "sign_cifar10_dmd.yaml",
+        "sign_cifar10_all_terms.yaml",
         "teacher_celeba64.yaml",
         "sign_celeba64.yaml",
+        "sign_celeba64_dmd.yaml",
         "sign_mnist_dmd.yaml",
     }
     # Every layer is used. An experiment may also build on another (a second training stage over its first),
@@ -129,6 +132,77 @@ def test_command_line_overrides_win() -> None:
     assert printed["model"]["init_args"]["reg"]["init_args"]["trajectory_fraction"] == 0.5
     assert printed["data"]["init_args"]["batch_size"] == 7
     assert printed["data"]["init_args"]["image_size"] == 16  # from the data layer
+
+
+# Each second stage (init_from) and the first stage it builds on: the experiment on its '# bases:' line.
+SECOND_STAGES = {
+    "sign_mnist_dmd.yaml": "sign_mnist.yaml",
+    "sign_cifar10_dmd.yaml": "sign_cifar10.yaml",
+    "sign_celeba64_dmd.yaml": "sign_celeba64.yaml",
+}
+
+
+def test_the_second_stages_are_the_experiments_that_start_from_a_checkpoint() -> None:
+    for config in EXPERIMENTS:
+        init_args = (yaml.safe_load(config.read_text()).get("model") or {}).get("init_args") or {}
+        assert ("init_from" in init_args) == (config.name in SECOND_STAGES), config.name
+    for second, first in SECOND_STAGES.items():
+        assert first in layer_names(ROOT / "configs" / second), second
+
+
+@pytest.mark.parametrize(("second", "first"), SECOND_STAGES.items(), ids=list(SECOND_STAGES))
+def test_a_second_stage_starts_from_its_first_stage_default_checkpoint(second: str, first: str) -> None:
+    """The chain cannot drift: stage 2's init_from is where stage 1, run as shipped, leaves its last checkpoint
+    (ModelCheckpoint with no dirpath: ``<default_root_dir>/checkpoints/last.ckpt``), and stage 2 writes elsewhere
+    (its ``--ckpt_path last`` must not resume stage 1)."""
+    stage1 = printed_config(config_args(ROOT / "configs" / first))
+    stage2 = printed_config(config_args(ROOT / "configs" / second))
+    [checkpointing] = [c for c in stage1["trainer"]["callbacks"] if c["class_path"].endswith(".ModelCheckpoint")]
+    assert checkpointing["init_args"]["save_last"] and checkpointing["init_args"].get("dirpath") is None
+    root = stage1["trainer"]["default_root_dir"]
+    assert stage2["model"]["init_args"]["init_from"] == f"{root}/checkpoints/last.ckpt"
+    assert stage2["trainer"]["default_root_dir"] != root
+    # Stage 2 is stage 1 plus L_dmd and its 5:1 schedule: the same teacher, data and stage-1 terms.
+    assert stage2["model"]["init_args"]["teacher"] == stage1["model"]["init_args"]["teacher"]
+    assert stage2["data"] == stage1["data"]
+    assert stage1["model"]["init_args"]["dmd"] is None and stage2["model"]["init_args"]["dmd"] is not None
+    assert stage2["model"]["init_args"]["dmd"]["init_args"]["t_max"] == 0.5
+    assert stage2["model"]["init_args"]["gen_every"] == 5
+    for term in ("rec", "idem", "flow", "reg"):
+        assert stage2["model"]["init_args"][term] == stage1["model"]["init_args"][term], term
+
+
+def chain_commands(text: str) -> list[str]:
+    """The commands that submit stage 1 and, after it, stage 2 (``--dependency=afterok``), each on one line: a
+    comment's leading '#' dropped, backslash-continued lines joined."""
+    lines = re.sub(r"\s*\\\n\s*", " ", re.sub(r"(?m)^#\s*", "", text)).splitlines()
+    return [line.strip() for line in lines if "--dependency=afterok" in line]
+
+
+CHAIN = re.compile(
+    r"jid=\$\(sbatch --parsable scripts/slurm/(\S+\.sbatch) configs/(\S+)\.yaml\) && "
+    r"sbatch --dependency=afterok:\$jid scripts/slurm/(\S+\.sbatch) configs/(\S+)\.yaml "
+    r"--model\.init_args\.init_from runs/(\S+)-\$jid/checkpoints/last\.ckpt"
+)
+
+
+def test_the_documented_slurm_chain_points_stage_2_at_stage_1s_job_folder() -> None:
+    """The sbatch templates name a job's folder runs/<last config's name>-<job id>: the chain command in the docs
+    and the templates' headers gives stage 2 that folder's last.ckpt, for a shipped stage 1 / stage 2 pair."""
+    templates = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
+    for template in templates:
+        assert 'RUN_DIR=${RUN_DIR:-runs/$(basename "$CONFIG" .yaml)-$SLURM_JOB_ID}' in template.read_text()
+    for document in [ROOT / "docs" / "cluster.md", ROOT / "README.md", *templates]:
+        commands = chain_commands(document.read_text())
+        assert commands, f"{document.name}: no chain command"
+        for command in commands:
+            match = CHAIN.fullmatch(command)
+            assert match, f"{document.name}: {command}"
+            template, first, template_again, second, folder = match.groups()
+            assert SECOND_STAGES.get(f"{second}.yaml") == f"{first}.yaml" and folder == first, command
+            assert template == template_again and (ROOT / "scripts" / "slurm" / template).is_file(), command
+            if document.suffix == ".sbatch":
+                assert template == document.name, command
 
 
 @pytest.mark.parametrize("name", ["sign_mnist.yaml", "ign_mnist.yaml"])

@@ -323,8 +323,11 @@ def test_check_matches_model_names_both_sides(tmp_path):
     ("config", "data_class", "batch_size"),
     [
         ("sign_cifar10.yaml", CIFAR10DataModule, 128),
+        ("sign_cifar10_dmd.yaml", CIFAR10DataModule, 128),
+        ("sign_cifar10_all_terms.yaml", CIFAR10DataModule, 128),
         ("teacher_celeba64.yaml", CelebA64DataModule, 128),
         ("sign_celeba64.yaml", CelebA64DataModule, 64),
+        ("sign_celeba64_dmd.yaml", CelebA64DataModule, 64),
     ],
 )
 def test_config_data_sections_instantiate(config, data_class, batch_size):

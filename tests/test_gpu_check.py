@@ -31,6 +31,8 @@ def test_gpu_check_runs_at_toy_sizes(tmp_path: Path) -> None:
     first, resumed = report["rehearsal"]
     assert first["generator_steps"] == 3 and resumed["generator_steps"] == 4
     assert {"val/fid16_inception_nfe1", "val/teacher_fid16_inception_nfe4"} <= set(first["metrics"])
-    assert report["training"]["generator_steps_per_second"] > 0
+    assert set(report["training"]) == {"regression_stage", "dmd_stage", "all_terms"}
+    assert all(timed["generator_steps_per_second"] > 0 for timed in report["training"].values())
+    assert (report["training"]["regression_stage"]["gen_every"], report["training"]["dmd_stage"]["gen_every"]) == (1, 5)
     assert {"nfe1_images_per_second", "nfe4_images_per_second"} <= set(report["sampling"])
     assert report["pairs_unipc20_per_second"] > 0 and report["inception_images_per_second"] > 0
