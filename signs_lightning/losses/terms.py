@@ -368,3 +368,44 @@ class DistributionMatching(LossTerm):
         config = super().config()
         config["init_args"] = {k: v for k, v in config["init_args"].items() if k not in ("optimizer", "lr_scheduler")}
         return config
+
+
+class Refinement(LossTerm):
+    """L_refine = d(f(x_t), sg[Φ_t(x_t)]) with x_t = q(sg[f(z)], t, ε), t ~ U{1 .. the multi-step sampler's highest
+    level}, and Φ_t the teacher's DDIM from t down to 0 (``ScoreModel.ddim_from``): f learns to reach, in one
+    projection, the teacher's refinement of its own re-noised sample. These are exactly the inputs the multi-step
+    sampler feeds f after its first step, and the target is a sample of the teacher's ODE from there (not the
+    blurry posterior mean that L_rec on re-noised images would ask for).
+
+    Args:
+        weight: λ_refine.
+        fraction: share of the batch's z whose f(z) is re-noised and refined (extra inputs of the batched forward).
+        teacher_steps: DDIM steps of the teacher from t (cheap: t is low).
+    """
+
+    name = "refine"
+
+    def __init__(self, weight: float = 1.0, fraction: float = 0.5, teacher_steps: int = 4) -> None:
+        super().__init__(weight)
+        if not 0 < fraction <= 1:
+            raise ValueError(f"Refinement: fraction must be in (0, 1], got {fraction}")
+        if teacher_steps < 1:
+            raise ValueError(f"Refinement: teacher_steps must be >= 1, got {teacher_steps}")
+        self.fraction, self.teacher_steps = fraction, teacher_steps
+
+    def bind(self, context: TermContext) -> None:
+        super().bind(context)
+        self.needs_teacher()
+
+    def inputs(self, step: Step) -> TermInputs:
+        count = max(1, round(self.fraction * step.z.shape[0]))
+        teacher = self.context.teacher
+        with torch.no_grad():
+            x = self.context.student(step.z[:count])
+            t = torch.randint(1, max(1, self.context.renoise_top) + 1, (count,), device=x.device)
+            x_t = teacher.q_sample(x, t, torch.randn_like(x))
+            target = teacher.ddim_from(x_t, t, self.teacher_steps)
+        return {"x_t": x_t}, target
+
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        return self.context.distance(outputs["x_t"], targets)
