@@ -415,3 +415,40 @@ def test_export_refuses_a_used_folder_and_leaves_nothing_when_it_fails(
     with pytest.raises(SystemExit):
         main(["export", str(checkpoint), "--output", str(tmp_path / "new")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]
+
+
+def test_a_model_that_renoises_with_its_initial_noise_exports_and_samples_the_same(checkpoint, tmp_path) -> None:
+    main(["export", str(checkpoint), "--output", str(tmp_path / "fresh")])
+    model = load_generator(str(checkpoint))
+    model.renoise_noise = "initial"
+    z = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    f, (level,) = model.sampling_network, model.renoise_timesteps(2)
+    with torch.no_grad():
+        once = f(z)
+        expected = f(model.schedule.q_sample(once, torch.full((3,), level), z))
+    generator = torch.Generator().manual_seed(2)
+    assert torch.equal(model.sample(z, 2, generator), expected)
+    # No draw after z: the generator is untouched.
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(2).get_state())
+    # Exported with the rule, the pipeline samples what the module does (the export checks it, then so do we).
+    folder = tmp_path / "initial"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("signs_lightning.commands.export.load_generator", lambda *args, **kwargs: model)
+        main(["export", str(checkpoint), "--output", str(folder)])
+    pipe = SIGNPipeline.from_pretrained(str(folder))
+    assert pipe.config.renoise_noise == "initial"
+    images = pipe(latents=z, num_inference_steps=2, output_type="pt").images
+    torch.testing.assert_close(images, as_pipeline_output(expected), rtol=0, atol=1e-6)
+    assert SIGNPipeline.from_pretrained(str(tmp_path / "fresh")).config.renoise_noise == "fresh"
+
+
+def test_the_path_rule_exports_and_samples_the_same_at_three_nfe(checkpoint, tmp_path) -> None:
+    model = load_generator(str(checkpoint))
+    model.renoise_noise, model.renoise_max_level = "path", 0.3
+    z = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(4))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("signs_lightning.commands.export.load_generator", lambda *args, **kwargs: model)
+        main(["export", str(checkpoint), "--output", str(tmp_path / "path")])
+    pipe = SIGNPipeline.from_pretrained(str(tmp_path / "path"))
+    images = pipe(latents=z, num_inference_steps=3, output_type="pt").images
+    torch.testing.assert_close(images, as_pipeline_output(model.sample(z, 3)), rtol=0, atol=1e-6)

@@ -212,6 +212,31 @@ def test_multistep_sampler_renoises_to_the_configured_levels(tiny_teacher_dir, m
         tiny_sign(tiny_teacher_dir, renoise_max_level=0.0)
 
 
+def test_deterministic_multistep_rules_reuse_the_starting_noise_or_the_implied_one(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, renoise_max_level=0.5)
+    f, schedule, z = model.sampling_network, model.schedule, torch.randn(3, 1, 8, 8)
+
+    def at(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return schedule.alpha_sigma(torch.full((3,), t), z)
+
+    with torch.no_grad():
+        x1 = f(z)
+        (a1, s1), (a2, s2) = at(500), at(250)
+        x2 = f(a1 * x1 + s1 * z)
+        initial = f(a2 * x2 + s2 * z)
+        implied = (a1 * x1 + s1 * z - a1 * x2) / s1  # the noise the second input and its output imply
+        path = f(a2 * x2 + s2 * implied)
+        for noise, expected in (("initial", initial), ("path", path)):
+            model.renoise_noise = noise
+            torch.testing.assert_close(model.sample(z, 3, torch.Generator().manual_seed(0)), expected)
+        # With one re-noising step both rules are the same; neither draws from the generator.
+        generator = torch.Generator().manual_seed(0)
+        torch.testing.assert_close(model.sample(z, 2, generator), f(a1 * x1 + s1 * z))
+        assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    with pytest.raises(ValueError, match="renoise_noise"):
+        tiny_sign(tiny_teacher_dir, renoise_noise="stale")
+
+
 @pytest.mark.parametrize("output_head,t_bar", [("x0", None), ("prediction", 300)])
 def test_generator_heads(tiny_teacher_dir, output_head, t_bar) -> None:
     model = tiny_sign(tiny_teacher_dir, output_head=output_head, conditioning_timestep=t_bar)

@@ -25,14 +25,16 @@ from signs_lightning.inference import sampling
 from signs_lightning.modules.common import GeneratorModule
 
 
-def scan(model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: list[float]) -> dict[str, float]:
+def scan(
+    model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: list[float], noise: str = "fresh"
+) -> dict[str, float]:
     """{"1": FD at one step, "<nfe>@<max level>": FD of that multi-step sampler}, LeNet features."""
     schedules = {"1": []} | {
         f"{k}@{level:g}": sampling.renoise_timesteps(model.schedule, k, level) for k in nfe for level in max_levels
     }
 
     def sampler(levels: list[int]) -> Sampler:
-        return lambda z, g: sampling.multistep(model.sampling_network, z, model.schedule, levels, g)
+        return lambda z, g: sampling.multistep(model.sampling_network, z, model.schedule, levels, g, noise)
 
     rows = scorer.score({name: sampler(levels) for name, levels in schedules.items()}, model.image_shape)
     return {name: row["fid_lenet"] for name, row in rows.items()}
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--max-levels", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.3, 0.5])
     parser.add_argument("--nfe", nargs="+", type=int, default=[2, 4])
     parser.add_argument("--num-samples", type=int, default=2000, help="samples per Fréchet distance (default: 2000)")
+    parser.add_argument(
+        "--noise",
+        choices=["fresh", "initial", "path"],
+        default="fresh",
+        help="what to re-noise with (sampling.multistep): fresh noise, the starting z, or the implied noise",
+    )
     parser.add_argument("--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args(argv)
 
@@ -58,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         model = load_generator(path).to(device)
         if scorer is None:
             scorer = Scorer(model.image_shape[-1], args.num_samples, 0, 0, 500, 1, device)
-        results[str(path)] = scan(model, scorer, args.nfe, args.max_levels)
+        results[str(path)] = scan(model, scorer, args.nfe, args.max_levels, args.noise)
 
     columns = list(next(iter(results.values())))
     print("| checkpoint | " + " | ".join(f"FD {c}" for c in columns) + " |")

@@ -106,6 +106,7 @@ def to_pipeline(model: GeneratorModule) -> SIGNPipeline:
         conditioning_timestep=network.conditioning_timestep,
         output_head=network.output_head,
         renoise_max_level=model.renoise_max_level,
+        renoise_noise=model.renoise_noise,
     )
 
 

@@ -44,6 +44,9 @@ class SIGNPipeline(DiffusionPipeline):
             scheduler's ``prediction_type`` at t̄.
         renoise_max_level: the multi-step sampler re-noises to ``num_inference_steps − 1`` levels evenly spaced in
             t from this fraction of T − 1 down.
+        renoise_noise: what sampling re-noises with: ``"fresh"`` noise at every level, the ``"initial"`` noise z it
+            started from, or ``"path"``: the noise the last input and its output imply (DDIM with f as the denoiser);
+            the last two draw nothing after z. The editors always draw fresh noise.
     """
 
     model_cpu_offload_seq = "unet"
@@ -55,6 +58,7 @@ class SIGNPipeline(DiffusionPipeline):
         conditioning_timestep: int | None = None,
         output_head: str = "x0",
         renoise_max_level: float = 0.05,
+        renoise_noise: str = "fresh",
     ) -> None:
         super().__init__()
         last = scheduler.config.num_train_timesteps - 1
@@ -65,11 +69,16 @@ class SIGNPipeline(DiffusionPipeline):
             raise ValueError(f"output_head must be 'x0' or 'prediction', got {output_head!r}")
         if not 0 < renoise_max_level <= 1:
             raise ValueError(f"renoise_max_level must be in (0, 1], got {renoise_max_level}")
+        if renoise_noise not in ("fresh", "initial", "path"):
+            raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {renoise_noise!r}")
         # Inference only. Frozen weights also make PyTorch take the kernels a frozen network takes in
         # signs_lightning (some differ in the last bits when parameters require gradients).
         self.register_modules(unet=unet.requires_grad_(False), scheduler=scheduler)
         self.register_to_config(
-            conditioning_timestep=conditioning_timestep, output_head=output_head, renoise_max_level=renoise_max_level
+            conditioning_timestep=conditioning_timestep,
+            output_head=output_head,
+            renoise_max_level=renoise_max_level,
+            renoise_noise=renoise_noise,
         )
 
     # -- geometry --------------------------------------------------------------------------------------------
@@ -125,13 +134,29 @@ class SIGNPipeline(DiffusionPipeline):
         return randn_tensor(tuple(shape), generator=generator, device=device, dtype=torch.float32).to(dtype)
 
     def _refine(
-        self, x: torch.Tensor, timesteps: Sequence[int], generator: Generators, constrain=lambda x: x
+        self,
+        x: torch.Tensor,
+        timesteps: Sequence[int],
+        generator: Generators,
+        constrain=lambda x: x,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """For each level t (decreasing): x ← f(q(constrain(x), t, ε)); then constrain(x)."""
+        """For each level t (decreasing): x ← f(q(constrain(x), t, ε)); then constrain(x). ε is drawn from
+        ``generator``; or, given the ``start`` noise z that x = f(z) came from, it is z (``renoise_noise``
+        ``"initial"``) or the noise the last input and its output imply (``"path"``)."""
         levels = list(timesteps)
+        rule = self.config.get("renoise_noise", "fresh") if start is not None else "fresh"
+        x_in, alpha_in, sigma_in = start, 0.0, 1.0
         # No bar for one NFE: it would show an empty loop.
         for t in self.progress_bar(levels) if levels else levels:
-            x = self.f(self.renoise(constrain(x), t, generator))
+            if rule == "fresh":
+                x_in = self.renoise(constrain(x), t, generator)
+            else:
+                noise = start if rule == "initial" else (x_in - alpha_in * x) / sigma_in
+                level = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
+                alpha_in, sigma_in = self._alpha_sigma(level, x)
+                x_in = alpha_in * constrain(x) + sigma_in * noise
+            x = self.f(x_in)
         return constrain(x)
 
     def _strength_timestep(self, strength: float) -> int:
@@ -151,7 +176,8 @@ class SIGNPipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> ImagePipelineOutput | tuple:
-        """Samples: x = f(z), then for each re-noising level t (decreasing) x = f(q(x, t, ε)).
+        """Samples: x = f(z), then for each re-noising level t (decreasing) x = f(q(x, t, ε)), ε fresh from
+        ``generator`` or z itself (``renoise_noise``).
 
         Args:
             batch_size: how many images.
@@ -165,9 +191,9 @@ class SIGNPipeline(DiffusionPipeline):
         device = self._execution_device
         if latents is None:
             latents = self._noise((batch_size, *self.image_shape), generator, device, self.unet.dtype)
-        x = self.f(latents.to(device=device, dtype=self.unet.dtype))
+        latents = latents.to(device=device, dtype=self.unet.dtype)
         levels = list(timesteps) if timesteps is not None else self.renoise_timesteps(num_inference_steps)
-        x = self._refine(x, levels, generator)
+        x = self._refine(self.f(latents), levels, generator, start=latents)
         return self._output(x, output_type, return_dict)
 
     # -- zero-shot editing -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ RNG.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from typing import Callable, Literal, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -22,6 +22,9 @@ RandomSource = Union[torch.Generator, Sequence[torch.Generator], None]
 
 # Best in every recipe of the measured scan over 0.05 .. 0.5 (benchmarks/README.md, "Re-noising levels").
 DEFAULT_RENOISE_MAX_LEVEL = 0.05
+# What the multi-step sampler re-noises with: fresh noise at every level, the noise z it started from, or the
+# noise its last step implies (DDIM with f as the denoiser).
+RenoiseNoise = Literal["fresh", "initial", "path"]
 
 
 def randn_like(x: Tensor, generator: RandomSource = None) -> Tensor:
@@ -95,11 +98,30 @@ def multistep(
     schedule: NoiseSchedule,
     timesteps: Sequence[int],
     generator: RandomSource = None,
+    noise: RenoiseNoise = "fresh",
 ) -> Tensor:
-    """x = f(z); then for each level t_k (decreasing): x = f(q(x, t_k, ε_k)). NFE = 1 + len(timesteps)."""
+    """x = f(z); then for each level t_k (decreasing): x = f(q(x, t_k, ε_k)). NFE = 1 + len(timesteps).
+
+    ``noise="fresh"``: ε_k drawn from ``generator``. ``noise="initial"``: ε_k = z, no draw: when f(z) is the end of
+    the teacher's ODE path from z, q(f(z), t, z) lies near that path's state at t (a DDIM state's predicted noise
+    stays close to its starting noise), the input L_reg's trajectory states train f on, from which f's estimate
+    is better than from z itself. ``noise="path"``: ε_k = (x_in − √ā x)/√(1 − ā), the noise that the last input
+    x_in (at its level ā; z at ā = 0) and its output x imply: DDIM with f as the denoiser (the first step is
+    ``initial``'s).
+    """
+    if noise not in ("fresh", "initial", "path"):
+        raise ValueError(f"noise must be 'fresh', 'initial' or 'path', got {noise!r}")
+    x_in, alpha_in, sigma_in = z, 0.0, 1.0
     x = f(z)
     for t in timesteps:
-        x = f(renoise(x, schedule, t, generator))
+        if noise == "fresh":
+            x_in = renoise(x, schedule, t, generator)
+        else:
+            eps = z if noise == "initial" else (x_in - alpha_in * x) / sigma_in
+            level = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+            alpha_in, sigma_in = schedule.alpha_sigma(level, x)
+            x_in = alpha_in * x + sigma_in * eps
+        x = f(x_in)
     return x
 
 

@@ -81,6 +81,9 @@ class GeneratorModule(ScoredModule):
         sample_nfe: NFE settings for validation samples and metrics.
         renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
             (``sampling.renoise_timesteps``).
+        renoise_noise: what the multi-step sampler re-noises with: ``fresh`` noise at every level, the
+            ``initial`` noise z it started from, or the noise its last step implies (``path``: DDIM with f as the
+            denoiser); ``sampling.multistep``.
         generator_lr_scheduler: f's optional LR-scheduler factory (LightningCLI ``class_path`` config); it steps
             after each applied update (e.g. ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01,
             total_iters: 1000``: DMD2's warm-up).
@@ -119,6 +122,7 @@ class GeneratorModule(ScoredModule):
         ema_decay: float | None = 0.999,
         sample_nfe: list[int] = [1, 2],
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
+        renoise_noise: sampling.RenoiseNoise = "fresh",
         generator_lr_scheduler: LRSchedulerCallable | None = None,
         evaluator: FIDEvaluator | None = None,
         max_consecutive_skips: int = 10,
@@ -149,6 +153,9 @@ class GeneratorModule(ScoredModule):
         self.gradient_clip_norm = gradient_clip_norm
         self.sample_nfe = list(sample_nfe)
         self.renoise_max_level = renoise_max_level
+        if renoise_noise not in ("fresh", "initial", "path"):
+            raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {renoise_noise!r}")
+        self.renoise_noise = renoise_noise
         self.evaluator = evaluator
         self.max_consecutive_skips = max_consecutive_skips
         self.predict_samples = predict_samples
@@ -373,7 +380,7 @@ class GeneratorModule(ScoredModule):
         f = self.sampling_network
         if nfe == 1:
             return sampling.one_step(f, z)
-        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe), generator)
+        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe), generator, self.renoise_noise)
 
     @torch.no_grad()
     def sample_repeated(self, z: Tensor, nfe: int = 2, generator: sampling.RandomSource = None) -> Tensor:

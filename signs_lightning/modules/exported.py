@@ -34,6 +34,8 @@ class ExportedGenerator(GeneratorModule):
             gradient_clip_norm=None,
             sample_nfe=[1],
             renoise_max_level=config.renoise_max_level,
+            # Folders exported before the option re-noised with fresh noise.
+            renoise_noise=config.get("renoise_noise", "fresh"),
             schedule=schedule,
         )
         self._image_shape = pipeline.image_shape
