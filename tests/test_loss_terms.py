@@ -12,7 +12,7 @@ import yaml
 from helpers import built_sign_cli, fit, tiny_sign
 from torch import Tensor
 
-from signs_lightning.losses import LossTerm, Refinement, Regression, Step, TermContext, Tightening
+from signs_lightning.losses import LossTerm, Regression, Step, TermContext, Tightening
 from signs_lightning.modules import SIGNModule
 from signs_lightning.run.cli import cli_main
 
@@ -146,35 +146,3 @@ def test_igns_tightening_is_a_term_a_sign_can_take_too(tiny_teacher_dir, tmp_pat
     trainer = fit(model, tmp_path, steps=2, enable_checkpointing=False)
     metrics = trainer.callback_metrics
     assert -2.0 * metrics["train/loss_rec"] <= metrics["train/loss_tight"] <= 0
-
-
-def test_refinement_targets_are_the_teachers_ddim_from_re_noised_samples(tiny_teacher_dir) -> None:
-    model = tiny_sign(tiny_teacher_dir, reg=False, renoise_max_level=0.1, extra_losses=[Refinement(fraction=0.5)])
-    teacher, term = model.teacher, model.losses["refine"]
-    levels: list[Tensor] = []
-    q_sample = teacher.q_sample
-
-    def recording_q_sample(x, t, noise):
-        levels.append(t)
-        return q_sample(x, t, noise)
-
-    teacher.q_sample = recording_q_sample
-    x, z = torch.rand(8, 1, 8, 8) * 2 - 1, torch.randn(8, 1, 8, 8)
-    inputs, targets = term.inputs(Step(x=x, z=z))
-    # Half the batch, re-noised to the multi-step sampler's levels (1 .. 0.1·999), refined by the teacher's DDIM.
-    (t,) = levels
-    assert inputs["x_t"].shape == (4, 1, 8, 8) and 1 <= int(t.min()) and int(t.max()) <= 100
-    torch.testing.assert_close(targets, teacher.ddim_from(inputs["x_t"], t, term.teacher_steps))
-    # Its gradient reaches f through f(x_t) alone.
-    losses, _ = model.generator_losses(x, z)
-    losses["refine"].backward()
-    assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
-
-
-def test_ddim_from_one_level_is_the_teachers_ddim_steps(tiny_teacher_dir) -> None:
-    model = tiny_sign(tiny_teacher_dir, reg=False)
-    teacher, x_t = model.teacher, torch.randn(3, 1, 8, 8)
-    expected = x_t
-    for t, s in ((90, 60), (60, 30), (30, -1)):
-        expected = teacher.ddim_step(expected, torch.full((3,), t), torch.full((3,), s))
-    torch.testing.assert_close(teacher.ddim_from(x_t, torch.full((3,), 90), 3), expected)

@@ -104,16 +104,6 @@ class ScoreModel(nn.Module):
         *_, x0 = self.ddim_trajectory(noise, num_steps)
         return x0
 
-    @torch.no_grad()
-    def ddim_from(self, x_t: Tensor, t: Tensor, num_steps: int) -> Tensor:
-        """Deterministic DDIM from x_t at per-sample levels t (B,) down to x̂₀ in ``num_steps`` steps, through the
-        levels ⌊t·(num_steps − k)/num_steps⌋, k = 1 .. num_steps − 1: the teacher's ODE solved from where x_t is."""
-        for k in range(num_steps):
-            level = torch.div(t * (num_steps - k), num_steps, rounding_mode="floor")
-            target = torch.div(t * (num_steps - k - 1), num_steps, rounding_mode="floor")
-            x_t = self.ddim_step(x_t, level, target if k < num_steps - 1 else torch.full_like(t, -1))
-        return x_t
-
     def fingerprint(self) -> str:
         """A short hash of the weights and schedule: a cache key that changes whenever the model does.
 

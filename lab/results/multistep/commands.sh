@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 18 item 1: what f does to re-noised samples of itself, and the multi-step rules, on `make demo`'s models
+# (stage 1: configs/sign_mnist.yaml; stage 2: configs/sign_mnist_dmd.yaml from it), then two more training seeds
+# of each stage. Run from the repository root after `signs demo --output runs/demo --dmd-config
+# configs/sign_mnist_dmd.yaml`.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+S1=runs/demo/sign_logs/checkpoints/last.ckpt
+S2=runs/demo/sign_dmd_logs/checkpoints/last.ckpt
+# The trace: FD of f(q(f(z), t)) with fresh noise and with the starting z, of the teacher's DDIM from there.
+.venv/bin/python -m lab.studies.multistep_trace $S1 $S2 --levels 5 10 20 50 100 200 --output lab/results/multistep/trace.json
+# The rules by level and NFE.
+.venv/bin/python -m lab.studies.renoise_levels $S1 $S2 --noise initial --nfe 2 3 4 --max-levels 0.05 0.1 0.2 0.3 0.4 \
+  --output lab/results/multistep/levels_initial.json
+.venv/bin/python -m lab.studies.renoise_levels $S1 $S2 --noise path --nfe 3 4 --max-levels 0.05 0.1 0.2 0.3 0.4 0.6 \
+  --output lab/results/multistep/levels_path.json
+# Seeds 1 and 2 of each stage (stage 2 from the demo's stage 1), two at a time, one torch thread each.
+for s in 1 2; do
+  OMP_NUM_THREADS=1 .venv/bin/signs fit --config configs/sign_mnist_dmd.yaml --seed_everything $s \
+    --model.init_args.teacher runs/demo/teacher --model.init_args.init_from $S1 \
+    --trainer.enable_progress_bar false --trainer.default_root_dir runs/ms/base_s$s > runs/ms/base_s$s.log 2>&1 &
+done; wait
+for s in 1 2; do
+  OMP_NUM_THREADS=1 .venv/bin/signs fit --config configs/sign_mnist.yaml --seed_everything $s \
+    --model.init_args.teacher runs/demo/teacher \
+    --trainer.enable_progress_bar false --trainer.default_root_dir runs/ms/stage1_s$s > runs/ms/stage1_s$s.log 2>&1 &
+done; wait
+# Every seed under the old rule (fresh, 0.05) and the new ones.
+STAGE1="$S1 runs/ms/stage1_s1/checkpoints/last.ckpt runs/ms/stage1_s2/checkpoints/last.ckpt"
+STAGE2="$S2 runs/ms/base_s1/checkpoints/last.ckpt runs/ms/base_s2/checkpoints/last.ckpt"
+.venv/bin/python -m lab.studies.renoise_levels $STAGE1 $STAGE2 --noise fresh --nfe 2 4 --max-levels 0.05 \
+  --output lab/results/multistep/seeds_fresh.json
+.venv/bin/python -m lab.studies.renoise_levels $STAGE1 $STAGE2 --noise path --nfe 2 3 4 --max-levels 0.1 0.2 0.3 \
+  --output lab/results/multistep/seeds_path.json
+# Editing, informed and blind, on both models.
+.venv/bin/python -m benchmarks.editing --sign $S2 --output lab/results/editing_stage2
+.venv/bin/python -m benchmarks.editing --sign $S1 --output lab/results/editing_stage1
