@@ -35,3 +35,14 @@ STAGE2="$S2 runs/ms/base_s1/checkpoints/last.ckpt runs/ms/base_s2/checkpoints/la
 # Editing, informed and blind, on both models.
 .venv/bin/python -m benchmarks.editing --sign $S2 --output lab/results/editing_stage2
 .venv/bin/python -m benchmarks.editing --sign $S1 --output lab/results/editing_stage1
+# What `make demo` now reports for its stage-1 model (training unchanged; the demo's own scoring, path rule at 0.3).
+.venv/bin/python - <<'PY'
+from signs_lightning.commands.loading import load_generator
+from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.evaluation.scoring import score_classifier_features
+model = load_generator("runs/demo/sign_logs/checkpoints/last.ckpt")
+model.renoise_noise, model.renoise_max_level = "path", 0.3
+data = EmbeddedMNISTDataModule(image_size=16)
+data.setup("validate")
+print(score_classifier_features(model, data, 2000, [1, 2, 4], [], prefix="sign"))
+PY
