@@ -46,3 +46,23 @@ data = EmbeddedMNISTDataModule(image_size=16)
 data.setup("validate")
 print(score_classifier_features(model, data, 2000, [1, 2, 4], [], prefix="sign"))
 PY
+# Explicit level lists with the path rule on stage 1 (seeds 0 and 1): later steps at lower levels hurt.
+PYTHONPATH=. .venv/bin/python - <<'PY'
+import json, torch
+from benchmarks.measure import Scorer
+from signs_lightning.commands.loading import load_generator
+from signs_lightning.inference import sampling
+torch.set_num_threads(2)
+schedules = {"2:[300]": [300], "3:[300,200]": [300, 200], "3:[300,250]": [300, 250], "3:[400,300]": [400, 300],
+             "4:[300,200,100]": [300, 200, 100], "4:[300,250,200]": [300, 250, 200], "4:[400,350,300]": [400, 350, 300],
+             "4:[300,300,300]": [300, 300, 300]}
+out = {}
+for path in ["runs/demo/sign_logs/checkpoints/last.ckpt", "runs/ms/stage1_s1/checkpoints/last.ckpt"]:
+    model = load_generator(path)
+    scorer = Scorer(16, 2000, 0, 0, 500, 1, torch.device("cpu"))
+    f = model.sampling_network
+    samplers = {n: (lambda lv: (lambda z, g: sampling.multistep(f, z, model.schedule, lv, g, "path")))(lv) for n, lv in schedules.items()}
+    rows = scorer.score(samplers, model.image_shape)
+    out[path] = {n: round(r["fid_lenet"], 2) for n, r in rows.items()}
+    print(path, out[path], flush=True)
+PY
