@@ -32,6 +32,7 @@ STAGE2="$S2 runs/ms/base_s1/checkpoints/last.ckpt runs/ms/base_s2/checkpoints/la
   --output lab/results/multistep/seeds_fresh.json
 .venv/bin/python -m lab.studies.renoise_levels $STAGE1 $STAGE2 --noise path --nfe 2 3 4 --max-levels 0.1 0.2 0.3 \
   --output lab/results/multistep/seeds_path.json
+.venv/bin/python -m lab.studies.multistep_targets --results lab/results/multistep/seeds_path.json --stage1 $STAGE1 --stage2 $STAGE2 --output lab/results/multistep/targets.json
 # Editing, informed and blind, on both models.
 .venv/bin/python -m benchmarks.editing --sign $S2 --output lab/results/editing_stage2
 .venv/bin/python -m benchmarks.editing --sign $S1 --output lab/results/editing_stage1
