@@ -138,7 +138,7 @@ def test_a_term_sees_its_module_through_the_context(tiny_teacher_dir) -> None:
     assert isinstance(context, TermContext)
     assert context.student is model.student and context.teacher is model.teacher
     assert context.ema is model.ema.module and context.schedule is model.schedule
-    assert context.renoise_top == model.renoise_timesteps(2)[0]
+    assert context.sampler_inputs == model.sampler_inputs
 
 
 def test_igns_tightening_is_a_term_a_sign_can_take_too(tiny_teacher_dir, tmp_path) -> None:

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from signs_lightning.core.errors import SignsError
 from signs_lightning.data import EmbeddedMNISTDataModule
 from signs_lightning.diffusion import load_teacher, teacher_pairs
+from signs_lightning.inference import sampling
 from signs_lightning.losses import DistributionMatching, Flow, Regression, Step
 from signs_lightning.modules import SIGNModule
 from signs_lightning.run.callbacks import ModelCheckpoint
@@ -315,10 +316,35 @@ def test_generator_warmup_trains_only_the_fake_score_first(tiny_teacher_dir, tmp
         tiny_sign(tiny_teacher_dir, generator_warmup=-1)
 
 
-def test_dmd_on_renoised_samples_matches_the_multistep_samplers_inputs(tiny_teacher_dir, monkeypatch) -> None:
+def test_sampler_inputs_are_the_multistep_samplers_own_later_inputs(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, renoise_noise="path", renoise_max_level=0.1, sample_nfe=[1, 2, 4])
+    z = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():
+        steps = sampling.multistep_steps(model.student, z, model.schedule, model.renoise_timesteps(4), noise="path")
+        later = torch.stack([x_in for x_in, _ in steps][1:])
+        two_nfe = [
+            x_in
+            for x_in, _ in sampling.multistep_steps(
+                model.student, z, model.schedule, model.renoise_timesteps(2), noise="path"
+            )
+        ][1]
+    torch.manual_seed(0)
+    states = model.sampler_inputs(z)
+    matches = [[k for k in range(3) if torch.allclose(states[i], later[k, i])] for i in range(32)]
+    assert all(len(m) == 1 for m in matches) and {m[0] for m in matches} == {0, 1, 2}
+    # The 2-NFE sampler's one re-noised input is the 4-NFE sampler's first.
+    torch.testing.assert_close(two_nfe, later[0])
+
+
+def test_dmd_on_renoised_samples_matches_the_multistep_samplers_inputs(tiny_teacher_dir, monkeypatch, tmp_path) -> None:
     model = tiny_sign(
-        tiny_teacher_dir, dmd=DistributionMatching(renoised_fraction=0.5), reg=False, renoise_max_level=0.1
+        tiny_teacher_dir,
+        dmd=DistributionMatching(renoised_fraction=0.5, renoised_fake=True),
+        reg=False,
+        renoise_max_level=0.1,
+        renoise_noise="path",
     )
+    dmd = model.losses["dmd"]
     levels: list[int] = []
     q_sample = model.teacher.q_sample
 
@@ -328,15 +354,28 @@ def test_dmd_on_renoised_samples_matches_the_multistep_samplers_inputs(tiny_teac
 
     monkeypatch.setattr(model.teacher, "q_sample", recording_q_sample)
     x, z = torch.rand(8, 1, 8, 8) * 2 - 1, torch.randn(8, 1, 8, 8)
-    torch.manual_seed(0)
     losses, _ = model.generator_losses(x, z)
-    # Half the batch re-noised to the sampler's levels (1 .. 0.1·999), then the 8 + 4 samples' L_dmd noise levels.
-    assert len(levels) == 4 + 12 and all(1 <= t <= 100 for t in levels[:4])
+    # L_dmd's noise levels for the 8 samples f(z) and the 4 from the sampler's re-noised inputs.
+    assert len(levels) == 12
     losses["dmd"].backward()
     assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
-    model.losses["dmd"].renoised_fraction = 0.0
+    # The fake score learns from the same mix: a batch's 8 f(z) and 4 f(x_k); without renoised_fake, f(z) alone.
+    for renoised_fake, size in ((True, 12), (False, 8)):
+        fresh = tiny_sign(
+            tiny_teacher_dir,
+            dmd=DistributionMatching(renoised_fraction=0.5, renoised_fake=renoised_fake),
+            reg=False,
+            renoise_noise="path",
+        )
+        fake_score, seen = fresh.losses["dmd"].fake_score, []
+        fake_q_sample = fake_score.q_sample
+        monkeypatch.setattr(
+            fake_score, "q_sample", lambda x0, t, noise, q=fake_q_sample: seen.append(len(x0)) or q(x0, t, noise)
+        )
+        fit(fresh, tmp_path / str(size), steps=1, enable_checkpointing=False)
+        assert seen and set(seen) == {size}
+    dmd.renoised_fraction = 0.0
     levels.clear()
-    torch.manual_seed(0)
     model.generator_losses(x, z)
     assert len(levels) == 8
     with pytest.raises(ValueError, match="renoised_fraction"):

@@ -8,7 +8,7 @@ RNG.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence, Union
+from typing import Callable, Iterator, Literal, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -92,6 +92,32 @@ def renoise(x: Tensor, schedule: NoiseSchedule, t: int, generator: RandomSource 
     return schedule.q_sample(x, level, randn_like(x, generator))
 
 
+def multistep_steps(
+    f: Network,
+    z: Tensor,
+    schedule: NoiseSchedule,
+    timesteps: Sequence[int],
+    generator: RandomSource = None,
+    noise: RenoiseNoise = "fresh",
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``multistep``'s steps as (input, f(input)): (z, f(z)), then one pair per re-noising level."""
+    if noise not in ("fresh", "initial", "path"):
+        raise ValueError(f"noise must be 'fresh', 'initial' or 'path', got {noise!r}")
+    x_in, alpha_in, sigma_in = z, 0.0, 1.0
+    x = f(z)
+    yield x_in, x
+    for t in timesteps:
+        if noise == "fresh":
+            x_in = renoise(x, schedule, t, generator)
+        else:
+            eps = z if noise == "initial" else (x_in - alpha_in * x) / sigma_in
+            level = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+            alpha_in, sigma_in = schedule.alpha_sigma(level, x)
+            x_in = alpha_in * x + sigma_in * eps
+        x = f(x_in)
+        yield x_in, x
+
+
 def multistep(
     f: Network,
     z: Tensor,
@@ -109,19 +135,7 @@ def multistep(
     x_in (at its level ā; z at ā = 0) and its output x imply: DDIM with f as the denoiser (the first step is
     ``initial``'s).
     """
-    if noise not in ("fresh", "initial", "path"):
-        raise ValueError(f"noise must be 'fresh', 'initial' or 'path', got {noise!r}")
-    x_in, alpha_in, sigma_in = z, 0.0, 1.0
-    x = f(z)
-    for t in timesteps:
-        if noise == "fresh":
-            x_in = renoise(x, schedule, t, generator)
-        else:
-            eps = z if noise == "initial" else (x_in - alpha_in * x) / sigma_in
-            level = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-            alpha_in, sigma_in = schedule.alpha_sigma(level, x)
-            x_in = alpha_in * x + sigma_in * eps
-        x = f(x_in)
+    *_, (_, x) = multistep_steps(f, z, schedule, timesteps, generator, noise)
     return x
 
 

@@ -59,7 +59,8 @@ class TermContext:
     """What a term may use of the module that trains it, fixed at construction.
 
     student: f (trainable). ema: f's EMA network or None. teacher: the frozen teacher, or None (IGN's DCGAN).
-    schedule: the re-noising schedule. renoise_top: the highest level the multi-step sampler re-noises to.
+    schedule: the re-noising schedule. sampler_inputs(z): with no gradient, what the module's multi-step sampler
+    feeds f after its first step, one state per noise in z (``GeneratorModule.sampler_inputs``).
     distance: d(·,·). update: the module's update of one network (clipping, skipping, LR scheduler).
     """
 
@@ -67,7 +68,7 @@ class TermContext:
     ema: nn.Module | None
     teacher: ScoreModel | None
     schedule: NoiseSchedule
-    renoise_top: int
+    sampler_inputs: Callable[[Tensor], Tensor]
     distance: DistanceFn
     update: UpdateFn
 
@@ -305,9 +306,11 @@ class DistributionMatching(LossTerm):
         t_min, t_max: t ~ U[t_min·T, t_max·T].
         optimizer, lr_scheduler: the fake score's optimizer (default AdamW, lr 1e-3) and LR-scheduler factories.
         renoised_fraction: share of the batch on which L_dmd also matches the multi-step sampler's later steps:
-            x_g = f(q(sg[f(z)], t, ε)) with t ~ U{1 .. the sampler's highest re-noising level} (DMD2's backward
-            simulation: the generator is matched on the inputs it sees at inference). These samples are extra,
-            f(z)'s whole batch stays matched; the fake score still learns from f(z) only.
+            x_g = f(x_k) for x_k an input the sampler feeds f after its first step (``TermContext.sampler_inputs``:
+            its own re-noising rule and levels; DMD2's backward simulation, the generator matched on the inputs it
+            sees at inference). These samples are extra, f(z)'s whole batch stays matched.
+        renoised_fake: the fake score learns from the same mix (f(z) and f(x_k)), so that it models what L_dmd
+            matches; else from f(z) alone.
     """
 
     name = "dmd"
@@ -320,6 +323,7 @@ class DistributionMatching(LossTerm):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         renoised_fraction: float = 0.0,
+        renoised_fake: bool = False,
     ) -> None:
         super().__init__(weight)
         if not 0 <= t_min < t_max <= 1:
@@ -328,7 +332,7 @@ class DistributionMatching(LossTerm):
             raise ValueError(f"DistributionMatching: renoised_fraction must be in [0, 1], got {renoised_fraction}")
         self.t_min, self.t_max = t_min, t_max
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
-        self.renoised_fraction = renoised_fraction
+        self.renoised_fraction, self.renoised_fake = renoised_fraction, renoised_fake
         self.fake_score: ScoreModel | None = None
 
     def bind(self, context: TermContext) -> None:
@@ -340,11 +344,7 @@ class DistributionMatching(LossTerm):
         count = round(self.renoised_fraction * step.z.shape[0])
         if count == 0:
             return {}, None
-        with torch.no_grad():
-            # Where the sampler's first step lands; the graph of f(z) is not needed for the inputs of its next steps.
-            x = self.context.student(step.z[:count])
-        t = torch.randint(1, max(1, self.context.renoise_top) + 1, (count,), device=x.device)
-        return {"renoised": self.context.teacher.q_sample(x, t, torch.randn_like(x))}, None
+        return {"renoised": self.context.sampler_inputs(step.z[:count])}, None
 
     def loss(self, step: Step, outputs: dict[str, Tensor], targets: Any) -> Tensor:
         x_g = torch.cat([step.f_z, outputs["renoised"]]) if "renoised" in outputs else step.f_z
@@ -355,9 +355,12 @@ class DistributionMatching(LossTerm):
         return [("fake_score", self.fake_score.parameters(), optimizer, self.lr_scheduler)]
 
     def auxiliary_update(self, z: Tensor, f_z: Tensor | None, optimizers: dict[str, Any]) -> dict[str, Tensor]:
-        if f_z is None:
-            with torch.no_grad():
+        count = round(self.renoised_fraction * z.shape[0]) if self.renoised_fake else 0
+        with torch.no_grad():
+            if f_z is None:
                 f_z = self.context.student(z)
+            if count:
+                f_z = torch.cat([f_z, self.context.student(self.context.sampler_inputs(z[:count]))])
         loss = denoising_loss(self.fake_score, f_z)
         self.context.update(loss, optimizers["fake_score"], "fake_score", self.fake_score.parameters)
         return {"train/loss_denoise": loss.detach()}

@@ -188,7 +188,7 @@ class GeneratorModule(ScoredModule):
                 ema=self.ema.module if self.ema is not None else None,
                 teacher=self.teacher,
                 schedule=self.schedule,
-                renoise_top=sampling.renoise_timesteps(self.schedule, 2, renoise_max_level)[0],
+                sampler_inputs=self.sampler_inputs,
                 distance=self.distance,
                 update=self.update,
             )
@@ -387,6 +387,19 @@ class GeneratorModule(ScoredModule):
         """f^nfe(z): f applied ``nfe`` times, no re-noising (``generator`` goes unused; it makes this a sampler
         like ``sample``). f(f(z)) is the one-step sample's distance from being a fixed point."""
         return sampling.repeated_projection(self.sampling_network, z, nfe)
+
+    @torch.no_grad()
+    def sampler_inputs(self, z: Tensor) -> Tensor:
+        """With the training network f, what the multi-step sampler feeds f after its first step, one state per
+        noise in z: a step drawn uniformly from the largest ``sample_nfe`` sampler's (at least 2), whose first
+        re-noised input every multi-step setting shares."""
+        nfe = max(2, *self.sample_nfe)
+        steps = sampling.multistep_steps(
+            self.student, z, self.schedule, self.renoise_timesteps(nfe), None, self.renoise_noise
+        )
+        states = torch.stack([x_in for x_in, _ in steps][1:])
+        pick = torch.randint(0, states.shape[0], (z.shape[0],), device=z.device)
+        return states[pick, torch.arange(z.shape[0], device=z.device)]
 
     def renoise_timesteps(self, nfe: int) -> list[int]:
         """The re-noising levels of the ``nfe``-NFE sampler (``sampling.renoise_timesteps``)."""
