@@ -611,14 +611,20 @@ def blind_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- outputs --------------------------------------------------------------------------------------------------------
-def metric_table(rows: list[dict[str, Any]], metric: str) -> str:
-    """Markdown: one row per method, one column per corruption."""
-    spec = METRICS[metric][1]
+def value_cell(row: dict[str, Any], metric: str) -> str:
+    """A table cell: the row's value of ``metric`` in its ``METRICS`` format."""
+    return format(row[metric], METRICS[metric][1])
+
+
+def metric_table(
+    rows: list[dict[str, Any]], metric: str, cell: Callable[[dict[str, Any], str], str] = value_cell
+) -> str:
+    """Markdown: one row per method, one column per corruption; ``cell(row, metric)`` writes each cell."""
     corruptions = [c for c in CORRUPTIONS if any(r["corruption"] == c.key for r in rows)]
     labels = list(dict.fromkeys(r["label"] for r in rows))
     lines = ["| method | " + " | ".join(c.label for c in corruptions) + " |", "|---" * (len(corruptions) + 1) + "|"]
     for label in labels:
-        cells = {r["corruption"]: format(r[metric], spec) for r in rows if r["label"] == label}
+        cells = {r["corruption"]: cell(r, metric) for r in rows if r["label"] == label}
         lines.append(f"| {label} | " + " | ".join(cells.get(c.key, "-") for c in corruptions) + " |")
     return "\n".join(lines)
 
@@ -637,6 +643,12 @@ SETTING_TEXT = {
         "noise level it estimates from the image (`teacher, estimated σ`).",
     ),
 }
+
+
+def target_line(item: dict[str, Any]) -> str:
+    """One entry of ``targets`` as a markdown list item."""
+    verdict = {True: "met", False: "**missed**", None: "not measured"}[item["met"]]
+    return f"- {item['target']}: {verdict} ({item['detail']})"
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -669,9 +681,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"![Examples, {setting}: clean, then each method's result, per corruption]"
                       f"(editing_examples_{setting}.png)"]  # fmt: skip
     lines += ["", "## Targets", ""]
-    for item in summary["targets"]:
-        verdict = {True: "met", False: "**missed**", None: "not measured"}[item["met"]]
-        lines.append(f"- {item['target']}: {verdict} ({item['detail']})")
+    lines += [target_line(item) for item in summary["targets"]]
     lines += ["", "![PSNR and accuracy per corruption, informed and blind](editing_metrics.png)"]
     return "\n".join(lines) + "\n"
 
