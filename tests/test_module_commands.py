@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from PIL import Image
 
 from signs_lightning.losses import DistributionMatching
 from signs_lightning.modules.common import NonFiniteUpdates
-from signs_lightning.run.cli import cli_main
+from signs_lightning.run.cli import cli_main, main
 
 
 @pytest.fixture
@@ -88,6 +89,24 @@ def test_signs_predict_writes_images_npz_and_grid_reproducibly(trained, tiny_tea
     again = predict(tiny_teacher_dir, trained, tmp_path / "b", "--model.init_args.predict_nfe", "2")
     with np.load(again / "samples.npz") as data:
         assert np.array_equal(data["arr_0"], images)
+
+
+def test_signs_predict_refuses_a_folder_with_earlier_samples(
+    trained, tiny_teacher_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["signs"])  # LightningCLI warns when given args while sys.argv holds pytest's
+    # It used to print "wrote 4 samples" with samples.npz holding 4 new images and 6 stale ones.
+    samples = predict(tiny_teacher_dir, trained, tmp_path)
+    before = {path.name: path.read_bytes() for path in samples.iterdir()}
+    capsys.readouterr()
+    argv = ["predict", *TINY, "--model.init_args.teacher", str(tiny_teacher_dir), "--ckpt_path", str(trained)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--trainer.default_root_dir", str(tmp_path), "--model.init_args.predict_samples", "4"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1 and len(err.splitlines()) == 1, err
+    assert f"{samples} already holds samples of an earlier run (samples.npz, 000000.png, 000001.png and 8 more)" in err
+    assert "choose a new --trainer.default_root_dir (predict writes into its samples/)" in err
+    assert {path.name: path.read_bytes() for path in samples.iterdir()} == before
 
 
 def test_lr_schedulers_step_with_their_optimizer_updates(tiny_teacher_dir, tmp_path) -> None:

@@ -131,6 +131,18 @@ def test_sample_refuses_a_folder_with_earlier_samples(checkpoint, tmp_path, caps
     assert exit_info.value.code == 1 and "already holds samples" in capsys.readouterr().err
 
 
+def test_sample_and_edit_refuse_a_teacher_folder(tiny_teacher_dir, digits, tmp_path, capsys) -> None:
+    # A DDPMPipeline folder loads as a SIGNPipeline too: its noise predictions were written as 64 images.
+    for command in (["sample", str(tiny_teacher_dir)], ["edit", "project", str(tiny_teacher_dir), str(digits)]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--output", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 1 and len(err.splitlines()) == 1, err
+        assert f"{tiny_teacher_dir} holds a diffusers DDPMPipeline teacher, not a SIGN generator" in err
+        assert "pass a checkpoint (.ckpt) written by `signs fit`, or a folder written by `signs export`" in err
+        assert not (tmp_path / "out").exists()
+
+
 def test_two_processes_sample_the_images_of_one(checkpoint, tmp_path) -> None:
     # Lightning's DDP launcher re-executes sys.argv for rank 1: the command runs as its own process.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
@@ -259,6 +271,24 @@ def test_other_sizes_and_colour_are_converted_with_a_notice(checkpoint, tmp_path
         Image.open(tmp_path / "out" / "red16.png").size == (8, 8)
         and Image.open(tmp_path / "out" / "red16.png").mode == "L"
     )
+
+
+def test_edit_refuses_a_folder_with_earlier_results(checkpoint, digits, tmp_path, capsys) -> None:
+    out = edit("project", checkpoint, digits, tmp_path / "out")
+    (out / "grid_001.png").write_bytes((out / "grid_000.png").read_bytes())  # a stale grid of a larger run
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        edit("denoise", checkpoint, digits, out)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1 and len(err.splitlines()) == 1, err
+    assert f"{out} already holds results of an earlier run (grid_000.png, grid_001.png, d0.png and 2 more)" in err
+    assert "choose a new --output folder, or empty that folder" in err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    # As for signs sample, files of other kinds do not make a folder an earlier run's.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert (edit("project", checkpoint, digits, tmp_path / "mine") / "grid_000.png").is_file()
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from signs_lightning.core.errors import SignsError
 from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.evaluation.grid import sample_rows_grid
 from signs_lightning.inference import editing, sampling
-from signs_lightning.inference.prediction import to_uint8, write_png
+from signs_lightning.inference.prediction import refuse_earlier_outputs, to_uint8, write_png
 from signs_lightning.modules.common import GeneratorModule
 
 GRID_COLUMNS = 16
@@ -86,9 +86,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    model = load_generator(args.model, args.teacher).to(args.device)
+    out = Path(args.output).expanduser()
     paths = find_inputs(args.inputs)
     names = output_names(paths)
+    refuse_earlier_results(out, names)
+    model = load_generator(args.model, args.teacher).to(args.device)
     channels, height, width = model.image_shape
     if height != width:
         raise SignsError(f"signs edit supports square models; this one makes {height}x{width} images")
@@ -112,7 +114,6 @@ def main(argv: list[str]) -> None:
         before.append(given)
         after.append(result)
     before, after = torch.cat(before), torch.cat(after)
-    out = Path(args.output).expanduser()
     write_results(out, names, before, after)
     mode = ""
     if args.task == "denoise":
@@ -145,6 +146,16 @@ def edit_batch(
     else:
         result = editing.project(f, y, schedule, args.strength, levels, generators)
     return y.cpu(), result.float().clamp(-1, 1).cpu()
+
+
+def refuse_earlier_results(out: Path, names: list[str]) -> None:
+    """As ``signs sample``: a folder holding an earlier edit's grids, or files this edit would overwrite, is refused
+    (the earlier results and grids would stay beside the new ones, as if this run had made them)."""
+    if not out.is_dir():
+        return
+    found = sorted(path.name for path in out.glob("grid_[0-9]*.png"))
+    found += [f"{name}.png" for name in names if (out / f"{name}.png").exists()]
+    refuse_earlier_outputs(out, found, "results", "--output folder")
 
 
 def write_results(out: Path, names: list[str], before: Tensor, after: Tensor) -> None:

@@ -19,8 +19,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from signs_lightning.commands.loading import load_generator
-from signs_lightning.core.errors import SignsError
-from signs_lightning.inference.prediction import SampleWriter
+from signs_lightning.inference.prediction import SampleWriter, refuse_earlier_samples
 from signs_lightning.modules.common import GeneratorModule
 
 
@@ -88,9 +87,3 @@ def describe(model: GeneratorModule, nfe: int, repeat: bool) -> str:
     if nfe == 1:
         return "1 NFE, f(z)"
     return f"{nfe} NFE (re-noised at t = {', '.join(map(str, model.renoise_timesteps(nfe)))})"
-
-
-def refuse_earlier_samples(out: Path) -> None:
-    """``samples.npz`` is made of every numbered PNG in the folder: an earlier run's would join this run's."""
-    if any(out.glob("[0-9]*.png")) or (out / "samples.npz").exists():
-        raise SignsError(f"{out} already holds samples: choose a new --output folder, or empty it")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import lightning as L
 import numpy as np
@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch import Tensor
 
+from signs_lightning.core.errors import SignsError
 from signs_lightning.evaluation.grid import sample_rows_grid
 
 
@@ -25,6 +26,26 @@ def to_uint8(images: Tensor) -> np.ndarray:
 def write_png(image: np.ndarray, path: Path) -> None:
     """One (H, W, C) uint8 image as a PNG (greyscale when C = 1)."""
     Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path)
+
+
+def refuse_earlier_samples(output_dir: Path, setting: str = "--output folder") -> None:
+    """Refuse a folder that holds an earlier run's samples: ``SampleWriter`` makes ``samples.npz`` of every numbered
+    PNG in it, so an earlier run's would join this run's. ``setting`` says what chose the folder."""
+    found = sorted(path.name for path in output_dir.glob("[0-9]*.png"))
+    if (output_dir / "samples.npz").exists():
+        found.insert(0, "samples.npz")
+    refuse_earlier_outputs(output_dir, found, "samples", setting)
+
+
+def refuse_earlier_outputs(folder: Path, found: Iterable[str], what: str, setting: str) -> None:
+    """The one refusal of ``signs sample``, ``predict`` and ``edit``: ``found`` (names of files in ``folder`` of the
+    kind the command writes) must be empty, as the command would mix its outputs with them or overwrite them."""
+    found = list(found)
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise SignsError(
+            f"{folder} already holds {what} of an earlier run ({shown}): choose a new {setting}, or empty that folder"
+        )
 
 
 class SampleWriter(BasePredictionWriter):

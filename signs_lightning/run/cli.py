@@ -12,7 +12,7 @@ from jsonargparse import Namespace
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
 from signs_lightning.core.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
 from signs_lightning.core.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
@@ -169,10 +169,18 @@ class SignsCLI(LightningCLI):
         # Predictions that nobody writes would be computed and dropped: write them unless a writer is configured.
         from lightning.pytorch.callbacks import BasePredictionWriter
 
-        from signs_lightning.inference.prediction import SampleWriter
+        from signs_lightning.inference.prediction import SampleWriter, refuse_earlier_samples
 
-        if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(SampleWriter(f"{self.trainer.default_root_dir}/samples"))
+        callbacks = self.trainer.callbacks
+        if not any(isinstance(c, BasePredictionWriter) for c in callbacks):
+            callbacks.append(SampleWriter(f"{self.trainer.default_root_dir}/samples"))
+            setting = "--trainer.default_root_dir (predict writes into its samples/)"
+        else:
+            setting = "output_dir for the SampleWriter callback"
+        # As `signs sample`: the first process checks, before any process starts writing.
+        if rank_zero_only.rank == 0:
+            for writer in (c for c in callbacks if isinstance(c, SampleWriter)):
+                refuse_earlier_samples(writer.output_dir, setting)
 
     def after_validate(self) -> None:
         self._print_table()
