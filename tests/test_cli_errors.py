@@ -160,3 +160,23 @@ def test_a_config_with_a_fixed_checkpoint_folder_says_so(trained, tmp_path, caps
     assert code == 1
     assert f"checkpoint folder {trained / 'checkpoints'} already holds checkpoints of an earlier run" in line
     assert "give this run another folder (the ModelCheckpoint's init_args.dirpath)" in line
+
+
+@pytest.mark.parametrize("steps", ["0", "-5"])
+def test_max_generator_steps_below_one_is_a_one_line_error(trained, tmp_path, capsys, steps) -> None:
+    # It used to fit no step at all, exit 0 and leave an untrained last.ckpt.
+    code, line, _ = signs(fit_args(trained, tmp_path / "run", "--model.init_args.max_generator_steps", steps), capsys)
+    assert code == 1
+    assert (
+        f"max_generator_steps must be a positive integer (or null for no limit), got {steps} (SIGNS_DEBUG=1"
+    ) in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_signs_test_without_a_test_split_is_a_one_line_error(trained, tmp_path, capsys) -> None:
+    # It used to score the validation split and print `signs validate`'s numbers as the test split's.
+    test = ["test", "--config", str(trained / "fit.yaml"), "--ckpt_path", str(trained / "checkpoints" / "last.ckpt")]
+    code, line, out = signs([*test, "--trainer.default_root_dir", str(tmp_path)], capsys)
+    assert code == 1 and out == ""
+    assert line.startswith("signs test: error: EmbeddedMNISTDataModule has no test split")
+    assert "fit with data.init_args.test_per_class (e.g. 50) to hold test digits out of training" in line

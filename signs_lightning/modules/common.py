@@ -135,6 +135,11 @@ class GeneratorModule(ScoredModule):
             raise ValueError(f"gen_every must be >= 1, got {gen_every}")
         if generator_warmup < 0:
             raise ValueError(f"generator_warmup must be >= 0, got {generator_warmup}")
+        if max_generator_steps is not None and max_generator_steps < 1:
+            # 0 or less would end the fit before its first step, leaving an untrained last.ckpt and status 0.
+            raise ValueError(
+                f"max_generator_steps must be a positive integer (or null for no limit), got {max_generator_steps}"
+            )
         if any(k < 1 for k in sample_nfe):
             raise ValueError(f"sample_nfe entries must be >= 1, got {sample_nfe}")
         if not 0 < renoise_max_level <= 1:

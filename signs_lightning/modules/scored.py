@@ -1,5 +1,6 @@
 """``ScoredModule``: what every LightningModule here does when it validates (the generators and the teacher):
-seeded per-batch metrics, FID scores at the end of the epoch and a sample grid for the loggers."""
+seeded per-batch metrics, FID scores at the end of the epoch and a sample grid for the loggers; and, when a fit
+resumes, the optimizer settings of its config (``optimizer_settings.py``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from torch import Tensor
 from signs_lightning.core.randomness import forked_seed
 from signs_lightning.evaluation import FIDEvaluator
 from signs_lightning.evaluation.grid import log_image_grid
+from signs_lightning.modules.optimizer_settings import ConfiguredOptimizerSettings
 
 
 class ScoredModule(L.LightningModule):
     """Subclasses set ``evaluator`` (or None) and ``grid_key``, and implement ``score``, ``sample_grid`` and
-    ``grid_step``; they call ``prepare_evaluator`` from ``setup`` and ``log_seeded`` from their evaluation steps."""
+    ``grid_step``; they call ``prepare_evaluator`` from ``setup`` and ``log_seeded`` from their evaluation steps.
+
+    Every fit also gets ``ConfiguredOptimizerSettings``: a resumed fit trains with its config's optimizer settings
+    (a new learning rate), where Lightning alone would restore the checkpoint's."""
 
     evaluator: FIDEvaluator | None
     grid_key: str
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [ConfiguredOptimizerSettings()]
 
     def prepare_evaluator(self, stage: str) -> None:
         """Readies the evaluator's extractor and reference statistics; every rank (prediction needs neither)."""
