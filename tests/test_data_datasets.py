@@ -19,8 +19,10 @@ from signs_lightning.data import (
     CIFAR10DataModule,
     CorruptDatasetError,
     DatasetNotFoundError,
+    EmbeddedMNISTDataModule,
     ImageDataModule,
     ImageFolderDataModule,
+    NoTestSplit,
     check_matches_model,
 )
 from signs_lightning.data.image_folder import load_image
@@ -300,6 +302,94 @@ class TestImageFolder:
         # At setup, before any batch: not when a worker first reads the file, possibly mid-epoch.
         with pytest.raises(CorruptDatasetError, match=f"cannot read image {broken}"):
             dm.setup()
+
+
+# ----------------------------------------------------------------- test splits: `signs test` never re-scores val
+# test_dataloader used to return the validation loader, so `signs test` printed `signs validate`'s numbers.
+
+
+def rows(dataset) -> set[bytes]:
+    """Each image of a TensorDataset as bytes, to compare splits by content."""
+    return {image.numpy().tobytes() for image in dataset.tensors[0]}
+
+
+def test_mnist_test_split_is_held_out_apart_from_an_unchanged_validation_split():
+    default = EmbeddedMNISTDataModule(image_size=8, batch_size=16)
+    held_out = EmbeddedMNISTDataModule(image_size=8, batch_size=16, test_per_class=50)
+    default.setup()
+    held_out.setup()
+    assert [len(held_out.train_set), len(held_out.val_set), len(held_out.test_set)] == [4000, 500, 500]
+    # Validation keeps the digits (and order) it always had, which the committed validation results were scored on.
+    for before, after in zip(default.val_set.tensors, held_out.val_set.tensors):
+        assert torch.equal(before, after)
+    test, val, train = rows(held_out.test_set), rows(held_out.val_set), rows(held_out.train_set)
+    assert len(test) == 500 and not test & val and not test & train
+    assert held_out.test_set.tensors[1].bincount().tolist() == [50] * 10
+    first_test, first_val = next(iter(held_out.test_dataloader())), next(iter(held_out.val_dataloader()))
+    assert not torch.equal(first_test[0], first_val[0])
+    assert held_out.reference_set is held_out.train_set
+    # Another split has other reference images: its FID statistics are cached under another key.
+    assert default.reference_key() == "mnist5k-train-1x8"
+    assert held_out.reference_key() == "mnist5k-train-1x8-val50-test50-seed0"
+
+
+def test_mnist_without_a_test_split_refuses_to_test_instead_of_scoring_validation():
+    dm = EmbeddedMNISTDataModule(image_size=8)
+    dm.setup()
+    assert dm.test_set is None and len(dm.train_set) == 4500  # the training set of every run so far
+    with pytest.raises(NoTestSplit, match="has no test split .* data.init_args.test_per_class"):
+        dm.test_dataloader()
+    with pytest.raises(ValueError, match=r"val_per_class \+ test_per_class < 500"):
+        EmbeddedMNISTDataModule(val_per_class=50, test_per_class=450)
+
+
+def test_cifar10_tests_on_the_test_batch_images_validation_does_not_use(tmp_path):
+    tree = write_cifar10_tree(tmp_path, per_batch=4, n_test=8)
+    tiny = type("TinyCIFAR10DataModule", (CIFAR10DataModule,), {"dataset_class": tree.dataset_class})
+    dm = tiny(root=str(tmp_path), batch_size=4, val_size=5)
+    dm.setup()
+    # Validation is what it was: the first val_size of the seeded permutation of test_batch.
+    assert dm.val_set.indices == sorted(torch.randperm(8, generator=torch.Generator().manual_seed(0))[:5].tolist())
+    assert sorted(dm.test_set.indices + dm.val_set.indices) == list(range(8))
+    for position, row in enumerate(dm.test_set.indices):
+        expected = torch.from_numpy(tree.test_data[row].reshape(3, 32, 32)).float() / 127.5 - 1
+        torch.testing.assert_close(dm.test_set[position][0], expected, atol=1e-6, rtol=0)
+    assert_batch(next(iter(dm.test_dataloader())), 3, 3, 32)
+    everything = tiny(root=str(tmp_path), val_size=8)
+    everything.setup()
+    with pytest.raises(NoTestSplit, match="val_size=8 takes them all; lower data.init_args.val_size"):
+        everything.test_dataloader()
+
+
+def test_celeba_tests_on_the_official_test_partition(tmp_path):
+    names = write_celeba_tree(tmp_path, counts=(6, 3, 2))
+    dm = CelebA64DataModule(root=str(tmp_path), batch_size=2)
+    dm.setup()
+    assert [path.name for path in dm.test_set.paths] == names[2]
+    assert [path.name for path in dm.test_set.paths] == CelebAMd5Free(
+        str(tmp_path), split="test", target_type=[]
+    ).filename
+    assert_batch(next(iter(dm.test_dataloader())), 2, 3, 64)
+    without = tmp_path / "without"
+    write_celeba_tree(without, counts=(2, 1, 0))
+    no_test = CelebA64DataModule(root=str(without))
+    no_test.setup()
+    with pytest.raises(NoTestSplit, match=r"lists no test \(2\) images"):
+        no_test.test_dataloader()
+
+
+def test_image_folder_test_fraction_holds_files_out_of_training(tmp_path):
+    paths = write_mixed_image_folder(tmp_path)
+    plain = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.25)
+    held_out = ImageFolderDataModule(str(tmp_path), image_size=16, channels=3, val_fraction=0.25, test_fraction=0.25)
+    plain.setup()
+    held_out.setup()
+    assert held_out.val_set.paths == plain.val_set.paths
+    assert (len(held_out.train_set), len(held_out.val_set), len(held_out.test_set)) == (4, 2, 2)
+    assert sorted(held_out.train_set.paths + held_out.val_set.paths + held_out.test_set.paths) == paths
+    assert held_out.reference_key() != plain.reference_key()
+    with pytest.raises(NoTestSplit, match="data.init_args.test_fraction"):
+        plain.test_dataloader()
 
 
 # ----------------------------------------------------------------------------------------- model compatibility

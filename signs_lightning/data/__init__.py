@@ -1,9 +1,9 @@
 """LightningDataModules: the embedded MNIST default, CIFAR-10, CelebA-64 and a user's image folder."""
 
-from signs_lightning.data.base import ImageDataModule
+from signs_lightning.data.base import ImageDataModule, NoTestSplit, Splits
 from signs_lightning.data.mnist import EmbeddedMNISTDataModule
 
-__all__ = ["ImageDataModule", "EmbeddedMNISTDataModule"]
+__all__ = ["ImageDataModule", "EmbeddedMNISTDataModule", "NoTestSplit", "Splits"]
 
 # CIFAR-10, CelebA-64 and a user's image folder (issue 3).
 from signs_lightning.data.celeba import CELEBA_CROP, CelebA64DataModule  # noqa: E402

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from signs_lightning.core.errors import SignsError
 from signs_lightning.core.randomness import run_seed
 from signs_lightning.data.sampler import ResumableSampler
+
+
+class Splits(NamedTuple):
+    """What ``build_datasets`` returns: train, val and test are disjoint; reference holds the train images."""
+
+    train: Dataset  # with augmentation
+    val: Dataset  # held out: ``signs validate`` and the fit's validation
+    reference: Dataset  # the FID reference set: the train split without augmentation
+    test: Dataset | None  # held out, disjoint from val: ``signs test``; None when there is none
+
+
+class NoTestSplit(SignsError):
+    """``signs test`` on a DataModule (or settings) without a test split."""
 
 
 class ImageDataModule(L.LightningDataModule):
     """Serves (image, label) batches: image (B, C, H, W) float32 in [-1, 1], label (B,) int64 (-1 if none).
 
-    Subclasses implement ``build_datasets`` (and ``prepare_data`` when they download). ``prepare_data`` only
-    downloads (rank 0 of each node), ``setup`` only builds, so the module is DDP-safe.
+    Subclasses implement ``build_datasets`` (and ``prepare_data`` when they download) and, if their test split can be
+    absent, ``no_test_split``. ``prepare_data`` only downloads (rank 0 of each node), ``setup`` only builds, so the
+    module is DDP-safe.
 
     Args:
         image_size: side of the square images served; must match the teacher's ``sample_size``.
@@ -45,14 +62,19 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.reference_set: Dataset | None = None
+        self.test_set: Dataset | None = None
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
-        """(train with augmentation, held-out validation, FID reference = train split without augmentation)."""
+    def build_datasets(self) -> Splits:
+        """The train, validation, FID reference and test datasets."""
         raise NotImplementedError
+
+    def no_test_split(self) -> str:
+        """Why ``build_datasets`` gave no test split, and the setting that gives one (the ``NoTestSplit`` message)."""
+        return f"{type(self).__name__} has no test split: score the validation split with `signs validate`"
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set, self.val_set, self.reference_set = self.build_datasets()
+            self.train_set, self.val_set, self.reference_set, self.test_set = self.build_datasets()
 
     def reference_key(self) -> str:
         """Names the FID reference set: dataset, split and geometry (the extractor is added by the metric)."""
@@ -108,7 +130,10 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.val_set, shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        """The test split, never the validation split: ``signs test`` numbers are not ``signs validate``'s again."""
+        if self.train_set is not None and self.test_set is None:
+            raise NoTestSplit(self.no_test_split())
+        return self._loader(self.test_set, shuffle=False, drop_last=False)
 
     def predict_dataloader(self) -> DataLoader:
         """What the model generates (``signs predict``): its own sample-index loader, since images come from noise."""

@@ -4,7 +4,8 @@ Reading needs only the images and the official partition file, so a folder extra
 one downloaded by torchvision (whose Google-Drive download often fails on quota). No md5 is checked on read.
 
 Splits follow ``list_eval_partition.txt``: train = partition 0 (162,770 images, flipped at random), val =
-partition 1 (19,867, optionally a seeded ``val_size`` subset), reference for FID = partition 0 without flips.
+partition 1 (19,867, optionally a seeded ``val_size`` subset), test (``signs test``) = partition 2 (19,962),
+reference for FID = partition 0 without flips.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 from torchvision.datasets import CelebA
 
-from signs_lightning.data.base import ImageDataModule
+from signs_lightning.data.base import ImageDataModule, Splits
 from signs_lightning.data.errors import CorruptDatasetError, DatasetNotFoundError
 from signs_lightning.data.image_folder import ImageFileDataset, ToModelRange
 
@@ -135,7 +135,13 @@ class CelebA64DataModule(ImageDataModule):
                 + self._layout_hint()
             ) from err
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def no_test_split(self) -> str:
+        return (
+            f"{type(self).__name__} has no test split: {self.partition_file} lists no test (2) images; use the "
+            f"official list_eval_partition.txt from {CELEBA_PAGE}"
+        )
+
+    def build_datasets(self) -> Splits:
         missing = [path for path in (self.image_folder, self.partition_file) if not path.exists()]
         if missing:
             raise DatasetNotFoundError(
@@ -143,12 +149,13 @@ class CelebA64DataModule(ImageDataModule):
             )
         splits = read_partition(self.partition_file)
         train_names, val_names = splits[PARTITIONS["train"]], splits[PARTITIONS["valid"]]
+        test_names = splits[PARTITIONS["test"]]
         if not train_names or not val_names:
             raise CorruptDatasetError(
                 f"{self.partition_file} lists {len(train_names)} train (0) and {len(val_names)} valid (1) images; "
                 f"both splits are needed"
             )
-        self._check_listed_images_exist(train_names + val_names)
+        self._check_listed_images_exist(train_names + val_names + test_names)
         if self.val_size is not None and self.val_size < len(val_names):
             generator = torch.Generator().manual_seed(self.split_seed)
             keep = sorted(torch.randperm(len(val_names), generator=generator)[: self.val_size].tolist())
@@ -156,7 +163,9 @@ class CelebA64DataModule(ImageDataModule):
         plain = ToModelRange(self.image_size, crop=self.crop)
         train_paths = self._paths(train_names)
         train = ImageFileDataset(train_paths, 3, ToModelRange(self.image_size, self.random_flip, self.crop))
-        return train, ImageFileDataset(self._paths(val_names), 3, plain), ImageFileDataset(train_paths, 3, plain)
+        val = ImageFileDataset(self._paths(val_names), 3, plain)
+        test = ImageFileDataset(self._paths(test_names), 3, plain) if test_names else None
+        return Splits(train, val, ImageFileDataset(train_paths, 3, plain), test)
 
     def _paths(self, names: Sequence[str]) -> list[Path]:
         return [self.image_folder / name for name in names]
@@ -167,7 +176,7 @@ class CelebA64DataModule(ImageDataModule):
         absent = [name for name in names if name not in present]
         if absent:
             raise DatasetNotFoundError(
-                f"{len(absent)} of the {len(names)} train/valid images listed in {self.partition_file} are missing "
+                f"{len(absent)} of the {len(names)} images listed in {self.partition_file} are missing "
                 f"from {self.image_folder} (first: {', '.join(absent[:3])}); the unzip of img_align_celeba.zip may "
                 f"be incomplete. " + self._layout_hint()
             )

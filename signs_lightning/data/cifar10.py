@@ -4,6 +4,8 @@ Splits (chosen to match how CIFAR-10 FIDs are published):
 - train: all 50,000 train images, random horizontal flips. The teacher (e.g. ``google/ddpm-cifar10-32``) was
   trained on all of them, so holding some out would not make them unseen by the distilled model anyway.
 - val: ``val_size`` images drawn (seeded) from the 10,000-image ``test_batch``.
+- test (``signs test``): the rest of ``test_batch`` (10,000 − ``val_size`` images, file order), so test and
+  validation never share an image and validation keeps the images it always had.
 - reference (FID statistics): the 50,000 train images without flips, the "FID against the training set" protocol
   of DDPM / DDIM / DMD.
 """
@@ -18,7 +20,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5
 
-from signs_lightning.data.base import ImageDataModule
+from signs_lightning.data.base import ImageDataModule, Splits
 from signs_lightning.data.errors import CorruptDatasetError, DatasetNotFoundError
 from signs_lightning.data.image_folder import ToModelRange, pil_to_unit_tensor
 
@@ -59,8 +61,8 @@ class CIFAR10DataModule(ImageDataModule):
         download: let ``prepare_data`` fetch the archive from the University of Toronto (rank 0 of each node).
         image_size: 32 serves the images as they are; another size resizes them (antialiased bilinear).
         batch_size: per-process batch size.
-        val_size: validation images taken from ``test_batch`` (at most 10,000).
-        split_seed: fixes which test images are the validation set.
+        val_size: validation images taken from ``test_batch`` (at most 10,000); the others are the test split.
+        split_seed: fixes which ``test_batch`` images are the validation set.
         random_flip: horizontal flips on the training set (never on val or reference).
         num_workers, pin_memory, persistent_workers: DataLoader settings.
     """
@@ -134,7 +136,13 @@ class CIFAR10DataModule(ImageDataModule):
                 f"that {self.folder / 'data_batch_1'} exists, and set data.init_args.download: false."
             ) from err
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def no_test_split(self) -> str:
+        return (
+            f"{type(self).__name__} has no test split: its test split is test_batch minus the validation images, and "
+            f"val_size={self.val_size} takes them all; lower data.init_args.val_size (default 5000)"
+        )
+
+    def build_datasets(self) -> Splits:
         self.check_files()
         train_source = self.dataset_class(str(self.root), train=True)
         test_source = self.dataset_class(str(self.root), train=False)
@@ -142,6 +150,8 @@ class CIFAR10DataModule(ImageDataModule):
             raise ValueError(f"val_size={self.val_size} but test_batch holds only {len(test_source)} images")
         generator = torch.Generator().manual_seed(self.split_seed)
         val_indices = sorted(torch.randperm(len(test_source), generator=generator)[: self.val_size].tolist())
+        test_indices = sorted(set(range(len(test_source))) - set(val_indices))
         plain = ToModelRange(self.image_size)
         train = CIFARView(train_source, None, ToModelRange(self.image_size, self.random_flip))
-        return train, CIFARView(test_source, val_indices, plain), CIFARView(train_source, None, plain)
+        test = CIFARView(test_source, test_indices, plain) if test_indices else None
+        return Splits(train, CIFARView(test_source, val_indices, plain), CIFARView(train_source, None, plain), test)

