@@ -127,6 +127,35 @@ def test_resume_takes_the_given_model_arguments_and_the_checkpoints_for_the_rest
     assert "max_generator_steps=4 (checkpoint: 2)" in line and f"teacher='{moved}' (checkpoint: '{teacher}')" in line
 
 
+@pytest.mark.parametrize("ckpt_path", ["last", "explicit"])
+def test_a_moved_run_resumed_in_its_new_folder_goes_on_writing_last_ckpt(tiny_teacher_dir, tmp_path, ckpt_path):
+    """It used to write last-v1.ckpt there, leaving last.ckpt (what --ckpt_path last and CKPT=.../last.ckpt read)
+    at the old step: Lightning forgets the saved checkpoint paths in a folder other than the one saved."""
+    config = write_config(tmp_path / "fit.yaml", tiny_teacher_dir, steps=2)
+    cli_main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "a")])
+    moved = shutil.copytree(tmp_path / "a", tmp_path / "b") / "checkpoints"
+    resume = "last" if ckpt_path == "last" else str(moved / "last.ckpt")
+    steps = ["--model.init_args.max_generator_steps", "3"]
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.default_root_dir",
+            str(tmp_path / "b"),
+            "--ckpt_path",
+            resume,
+            *steps,
+        ]
+    )
+    assert counters(moved / "last.ckpt")["generator_steps"] == 3
+    assert read_checkpoint(moved / "last.ckpt", weights_only=True)["global_step"] == 3
+    # As a resume in place: the step-2 periodic checkpoint replaced by step 3's, no versioned names.
+    periodic, last = sorted(p.name for p in moved.iterdir())
+    assert periodic.endswith("-step=3.ckpt") and last == "last.ckpt"
+    assert counters(tmp_path / "a" / "checkpoints" / "last.ckpt")["generator_steps"] == 2  # the original untouched
+
+
 def test_saved_arguments_the_model_no_longer_takes_are_dropped_and_class_paths_compare_as_classes() -> None:
     saved = {"_class_path": "signs_lightning.modules.SIGNModule", "old_knob": 1, "ema_decay": 0.9, "teacher": "a"}
     merged = merge_model_args(

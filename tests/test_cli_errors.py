@@ -111,20 +111,28 @@ def test_validate_needs_a_checkpoint_or_an_explicit_flag(trained, tmp_path, caps
         ("teachers/no_such_teacher", "the folder {cwd}/teachers/no_such_teacher does not exist, and no hub model"),
         ("no_scheduler", "has no scheduler/scheduler_config.json (the noise schedule the UNet was trained with)"),
         ("learned_variance", "predicts a learned variance (UNet out_channels 2, in_channels 1"),
+        (
+            "latent_pipeline",
+            "teacher {cwd}/latent_pipeline: a latent pipeline (model_index.json names a vae: its UNet denoises "
+            "latents, not images) is not supported: signs_lightning distils pixel-space, unconditional DDPM-family",
+        ),
     ],
-    ids=["no_folder", "no_folder_nor_hub_id", "no_scheduler", "learned_variance"],
+    ids=["no_folder", "no_folder_nor_hub_id", "no_scheduler", "learned_variance", "latent_pipeline"],
 )
 def test_an_error_while_the_model_is_built_is_one_line(
     trained, tiny_teacher_dir, tmp_path, monkeypatch, capsys, teacher, expected
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    if teacher in ("no_scheduler", "learned_variance"):
+    if teacher in ("no_scheduler", "learned_variance", "latent_pipeline"):
         shutil.copytree(tiny_teacher_dir, tmp_path / teacher)
     if teacher == "no_scheduler":
         shutil.rmtree(tmp_path / teacher / "scheduler")
     if teacher == "learned_variance":
         unet_config = tmp_path / teacher / "unet" / "config.json"
         unet_config.write_text(json.dumps({**json.loads(unet_config.read_text()), "out_channels": 2}))
+    if teacher == "latent_pipeline":
+        index = tmp_path / teacher / "model_index.json"
+        index.write_text(json.dumps({**json.loads(index.read_text()), "vae": ["diffusers", "AutoencoderKL"]}))
     code, line, _ = signs(fit_args(trained, tmp_path / "run", "--model.init_args.teacher", teacher), capsys)
     assert code == 1
     assert line.startswith("signs fit: error: ") and line.endswith("(SIGNS_DEBUG=1 shows the traceback)")
@@ -180,3 +188,37 @@ def test_signs_test_without_a_test_split_is_a_one_line_error(trained, tmp_path, 
     assert code == 1 and out == ""
     assert line.startswith("signs test: error: EmbeddedMNISTDataModule has no test split")
     assert "fit with data.init_args.test_per_class (e.g. 50) to hold test digits out of training" in line
+
+
+@pytest.mark.parametrize("pairs", ["0", "-3"])
+def test_reg_pairs_below_one_is_a_one_line_error(trained, tmp_path, capsys, pairs) -> None:
+    # It used to crash when the pairs were made, with torch's "stack expects a non-empty TensorList".
+    code, line, _ = signs(fit_args(trained, tmp_path / "run", "--model.init_args.reg.init_args.pairs", pairs), capsys)
+    assert code == 1
+    assert f"Regression: pairs must be a positive integer (how many teacher pairs L_reg fits), got {pairs}" in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "command,option",
+    [
+        (["edit", "denoise"], ["--device", "cuda"]),
+        (["edit", "project"], ["--device", "cuda:0"]),
+        (["sample"], ["--device", "cuda"]),
+        (["sample"], ["--accelerator", "gpu"]),
+    ],
+    ids=["edit", "edit_index", "sample", "sample_accelerator"],
+)
+def test_a_cuda_device_without_cuda_is_a_one_line_error(trained, tmp_path, monkeypatch, capsys, command, option):
+    # `signs edit --device cuda` used to load the model, then end in torch's "Torch not compiled with CUDA enabled".
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, whatever this one has
+    checkpoint = str(trained / "checkpoints" / "last.ckpt")
+    inputs = [str(tmp_path / "image.png")] if command[0] == "edit" else []
+    argv = [*command, checkpoint, *inputs, "--output", str(tmp_path / "out"), *option]
+    code, line, _ = signs(argv, capsys)
+    assert code == 1
+    assert line.startswith(f"signs {command[0]}: error: {option[0]} {option[1]}: no CUDA device is available here ")
+    assert f"(torch.cuda.is_available() is False): use {option[0]} cpu (SIGNS_DEBUG=1" in line
+    assert not (tmp_path / "out").exists()

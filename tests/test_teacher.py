@@ -183,3 +183,115 @@ def test_local_source_is_recorded_as_an_absolute_path(tiny_teacher_dir, monkeypa
     monkeypatch.chdir(tiny_teacher_dir.parent)
     teacher = load_teacher(tiny_teacher_dir.name)
     assert teacher.source == str(tiny_teacher_dir)
+
+
+# -- teachers outside the family: refused by what they are, before any weight is read -------------------------------
+
+NOT_SUPPORTED = (
+    r" is not supported: signs_lightning distils pixel-space, unconditional DDPM-family teachers \(UNet2DModel with "
+    r"a DDPM/DDIM scheduler\)$"
+)
+
+
+def tiny_unet(channels: int = 1, size: int = 8, **config):
+    from diffusers import UNet2DModel
+
+    blocks = {"down_block_types": ("DownBlock2D",) * 2, "up_block_types": ("UpBlock2D",) * 2}
+    return UNet2DModel(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        **blocks,
+        **config,
+    )
+
+
+def test_a_latent_pipeline_is_refused_as_latent_not_for_its_shape(tmp_path, tiny_teacher_dir) -> None:
+    """A 4-channel UNet on 16x16 latents with a model_index.json naming a vae (an LDM/Stable Diffusion layout)."""
+    import json
+    import shutil
+
+    from diffusers import DDPMScheduler
+
+    folder = tmp_path / "ldm"
+    tiny_unet(channels=4, size=16).save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder / "scheduler")
+    index = {"_class_name": "LDMPipeline", "unet": ["diffusers", "UNet2DModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    (folder / "model_index.json").write_text(json.dumps({**index, "scheduler": ["diffusers", "DDPMScheduler"]}))
+    found = r"a latent pipeline \(model_index.json names a vae: its UNet denoises latents, not images\)"
+    with pytest.raises(ValueError, match=re.escape(f"teacher {folder}: ") + found + NOT_SUPPORTED):
+        load_teacher(folder)
+    # Without its model_index.json, the folder's vae/ still tells.
+    (folder / "model_index.json").unlink()
+    (folder / "vae").mkdir()
+    (folder / "vae" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    with pytest.raises(ValueError, match=r"a latent pipeline \(the folder has a vae: .*" + NOT_SUPPORTED):
+        load_teacher(folder)
+    # Optional components a pipeline lacks ([null, null]) are no reason to refuse.
+    shutil.rmtree(folder)
+    index = json.loads((tiny_teacher_dir / "model_index.json").read_text())
+    shutil.copytree(tiny_teacher_dir, folder)
+    (folder / "model_index.json").write_text(json.dumps({**index, "safety_checker": [None, None]}))
+    assert load_teacher(folder).image_shape == (1, 8, 8)
+
+
+def test_a_variance_exploding_teacher_is_refused_by_its_scheduler(tmp_path, tiny_teacher_dir) -> None:
+    """A score-SDE VE teacher (ScoreSdeVeScheduler, σ 0.01…1348) used to be read as a linear-β DDPM with T = 2000."""
+    import shutil
+
+    from diffusers import ScoreSdeVeScheduler
+
+    folder = shutil.copytree(tiny_teacher_dir, tmp_path / "ve")
+    shutil.rmtree(folder / "scheduler")
+    ScoreSdeVeScheduler(num_train_timesteps=2000, sigma_min=0.01, sigma_max=1348.0).save_pretrained(
+        folder / "scheduler"
+    )
+    found = "a sigma-based (variance-exploding / EDM) schedule (scheduler_config.json names ScoreSdeVeScheduler)"
+    with pytest.raises(ValueError, match=re.escape(f"teacher {folder}: {found}") + NOT_SUPPORTED):
+        load_teacher(folder)
+
+
+def test_a_fourier_time_embedding_is_refused(tmp_path, tiny_teacher_dir) -> None:
+    """A UNet2DModel with time_embedding_type "fourier" takes continuous noise levels, not integer DDPM timesteps."""
+    import shutil
+
+    folder = shutil.copytree(tiny_teacher_dir, tmp_path / "fourier")
+    shutil.rmtree(folder / "unet")
+    tiny_unet(time_embedding_type="fourier").save_pretrained(folder / "unet")
+    found = "a UNet with a fourier time embedding (unet/config.json time_embedding_type 'fourier'"
+    with pytest.raises(ValueError, match=re.escape(f"teacher {folder}: {found}") + ".*" + NOT_SUPPORTED):
+        load_teacher(folder)
+
+
+@pytest.mark.parametrize(
+    "config,changes,found",
+    [
+        (
+            "unet/config.json",
+            {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 8},
+            "a UNet2DConditionModel conditioned on encoder states (unet/config.json), not a UNet2DModel",
+        ),
+        ("scheduler/scheduler_config.json", {"_class_name": "EDMEulerScheduler"}, "names EDMEulerScheduler"),
+        ("scheduler/scheduler_config.json", {"_class_name": "FlowMatchEulerDiscreteScheduler"}, "not a DDPM-family"),
+        (
+            "scheduler/scheduler_config.json",
+            {"_class_name": "EulerDiscreteScheduler", "timestep_type": "continuous"},
+            "a UNet fed continuous σ timesteps",
+        ),
+    ],
+    ids=["conditional_unet", "edm", "flow_matching", "continuous_timesteps"],
+)
+def test_other_unets_and_schedulers_are_refused_by_name(tmp_path, tiny_teacher_dir, config, changes, found) -> None:
+    with pytest.raises(ValueError, match=re.escape(found) + ".*" + NOT_SUPPORTED):
+        load_teacher(edited_teacher(tmp_path, tiny_teacher_dir, config, **changes))
+
+
+@pytest.mark.parametrize("scheduler", ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"])
+def test_ddpm_family_schedulers_are_accepted(tmp_path, tiny_teacher_dir, scheduler) -> None:
+    """Any sampler of a DDPM-trained UNet: the same beta schedule, so the same ā_t."""
+    config = "scheduler/scheduler_config.json"
+    teacher = load_teacher(edited_teacher(tmp_path, tiny_teacher_dir, config, _class_name=scheduler))
+    torch.testing.assert_close(teacher.schedule.alphas_cumprod, load_teacher(tiny_teacher_dir).schedule.alphas_cumprod)

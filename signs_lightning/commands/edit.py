@@ -22,6 +22,7 @@ import torch
 import torchvision
 from torch import Tensor
 
+from signs_lightning.commands.devices import checked_device
 from signs_lightning.commands.images import Geometry, box_mask, find_inputs, output_names, read_image, read_mask
 from signs_lightning.commands.loading import load_generator
 from signs_lightning.core.errors import SignsError
@@ -81,6 +82,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--nfe and --batch-size must be >= 1")
     if args.task == "denoise" and args.add_noise and args.sigma is None:
         raise SignsError("denoise --add-noise needs --sigma: the standard deviation of the noise to add")
+    args.device = checked_device("--device", args.device)  # before the model is loaded, to fail in one line
     return args
 
 

@@ -1,7 +1,7 @@
 """``signs sample``: N images from a checkpoint or an exported folder, through Lightning's prediction loop.
 
     signs sample MODEL --output DIR [--num-samples 64] [--nfe 1] [--repeat] [--seed 0] [--batch-size 64]
-                 [--bf16] [--accelerator auto] [--devices 1] [--teacher FOLDER]
+                 [--bf16] [--accelerator auto] [--devices 1 | --device DEVICE] [--teacher FOLDER]
 
 Sample i starts from noise drawn from ``seeded_generator(seed, i)`` and re-noises with draws from
 ``seeded_generator(seed, i, 1)`` (``GeneratorModule.predict_step``), so the same seed gives the same images for any
@@ -18,6 +18,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from signs_lightning.commands.devices import CUDA_ACCELERATORS, checked_device, require_cuda
 from signs_lightning.commands.loading import load_generator
 from signs_lightning.inference.prediction import SampleWriter, refuse_earlier_samples
 from signs_lightning.modules.common import GeneratorModule
@@ -42,10 +43,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (Lightning precision bf16-mixed)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, ... (default auto)")
     parser.add_argument("--devices", type=int, default=1, help="> 1: one DDP process per device (default 1)")
+    parser.add_argument(
+        "--device", help="one device, as `signs edit` takes it (cpu, cuda, cuda:1): instead of --accelerator/--devices"
+    )
     parser.add_argument("--teacher", help="the teacher folder, if a checkpoint's recorded one has moved")
     args = parser.parse_args(argv)
     if min(args.num_samples, args.nfe, args.batch_size, args.devices) < 1:
         parser.error("--num-samples, --nfe, --batch-size and --devices must be >= 1")
+    if args.device is not None and (args.accelerator != "auto" or args.devices != 1):
+        parser.error("--device names one device: give it instead of --accelerator and --devices, not with them")
+    # Checked before the model is loaded: Lightning would refuse a missing GPU only after, and at length.
+    if args.device is not None:
+        device = checked_device("--device", args.device)
+        args.accelerator, args.devices = device.type, 1 if device.index is None else [device.index]
+    elif args.accelerator in CUDA_ACCELERATORS:
+        require_cuda("--accelerator", args.accelerator)
     return args
 
 
@@ -63,7 +75,7 @@ def main(argv: list[str]) -> None:
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=args.devices,
-        strategy="ddp" if args.devices > 1 else "auto",
+        strategy="ddp" if processes(args.devices) > 1 else "auto",
         precision="bf16-mixed" if args.bf16 else "32-true",
         callbacks=[SampleWriter(str(out))],
         logger=False,
@@ -72,6 +84,11 @@ def main(argv: list[str]) -> None:
         default_root_dir=str(out),
     )
     trainer.predict(model, return_predictions=False)
+
+
+def processes(devices: int | list[int]) -> int:
+    """How many devices (one process each) Lightning's ``devices`` means: a count, or a list of device indices."""
+    return devices if isinstance(devices, int) else len(devices)
 
 
 def configure(model: GeneratorModule, count: int, nfe: int, seed: int, batch_size: int, repeat: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from signs_lightning.core.errors import first_line
 from signs_lightning.diffusion.schedule import NoiseSchedule
+from signs_lightning.diffusion.teacher_family import check_distillable
 
 
 class ScoreModel(nn.Module):
@@ -133,7 +135,8 @@ def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) 
     Raises:
         FileNotFoundError: a folder that does not exist or lacks a file of the pipeline layout, or a hub id that
             is not in the Hugging Face cache (with what to download).
-        ValueError: a teacher SIGN cannot distil (learned variance, class-conditional), with why.
+        UnsupportedTeacher: a teacher SIGN cannot distil (a latent or conditional pipeline, a sigma-based
+            scheduler, a Fourier time embedding, a learned variance, class labels), by what it is; a ValueError.
     """
     from diffusers import DDPMScheduler, UNet2DModel
 
@@ -152,7 +155,8 @@ def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) 
             "hub model of that name is in the Hugging Face cache: point model.init_args.teacher at a diffusers "
             f"pipeline folder, or with network access run `huggingface-cli download {source}`"
         ) from error
-    _check_distillable(location, unet_config, scheduler_config)
+    components, listed_in = _pipeline_components(folder, source)
+    check_distillable(location, components, unet_config, scheduler_config, listed_in)
     try:
         unet = UNet2DModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype)
     except (OSError, ValueError) as error:
@@ -200,26 +204,31 @@ def _teacher_folder(source: str) -> Path | None:
     return folder
 
 
-def _check_distillable(source: str, unet_config: dict, scheduler_config: dict) -> None:
-    """Refuse UNets whose output is not one ε/v/x0 image per input, or that need a class label."""
-    in_channels, out_channels = unet_config.get("in_channels", 3), unet_config.get("out_channels", 3)
-    variance = scheduler_config.get("variance_type")
-    if out_channels == 2 * in_channels or variance in ("learned", "learned_range"):
-        raise ValueError(
-            f"teacher {source} predicts a learned variance (UNet out_channels {out_channels}, in_channels "
-            f"{in_channels}, scheduler variance_type {variance!r}): SIGN's DDIM steps and losses use a single "
-            "ε/v/x0 prediction per image; choose a teacher trained with a fixed variance (out_channels = "
-            "in_channels, variance_type fixed_small or fixed_large), e.g. google/ddpm-cifar10-32"
-        )
-    if out_channels != in_channels:
-        raise ValueError(
-            f"teacher {source} outputs {out_channels} channels for {in_channels}-channel images: an ε/v/x0 "
-            "prediction has as many channels as its input; choose an unconditional DDPM teacher"
-        )
-    classes, embedding = unet_config.get("num_class_embeds"), unet_config.get("class_embed_type")
-    if classes is not None or embedding is not None:
-        raise ValueError(
-            f"teacher {source} is class-conditional (UNet num_class_embeds {classes}, class_embed_type "
-            f"{embedding!r}): SIGN distils an unconditional teacher, whose UNet it calls without class labels; "
-            "choose an unconditional teacher"
-        )
+def _pipeline_components(folder: Path | None, source: str) -> tuple[list[str], str]:
+    """The components the pipeline names beside its unet and scheduler, and where they were found.
+
+    ``model_index.json`` when there is one (for a hub id, when it is in the cache); else, for a folder, its
+    sub-folders that hold a diffusers config (a latent teacher copied without its index still has ``vae/``).
+    """
+    index = folder / "model_index.json" if folder is not None else _cached_hub_file(source, "model_index.json")
+    if index is not None and index.is_file():
+        try:
+            entries = json.loads(index.read_text())
+        except ValueError as error:
+            raise ValueError(f"teacher {index} is not valid JSON ({first_line(error)})") from None
+        if not isinstance(entries, dict):
+            raise ValueError(f"teacher {index} is not a diffusers model index (a JSON object)")
+        # Optional components a pipeline lacks are recorded as [null, null].
+        return [k for k, v in entries.items() if not k.startswith("_") and v != [None, None]], "model_index.json names"
+    if folder is None:
+        return [], ""
+    configs = ("config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json")
+    parts = sorted(p.name for p in folder.iterdir() if p.is_dir() and any((p / c).is_file() for c in configs))
+    return parts, "the folder has"
+
+
+def _cached_hub_file(repo_id: str, filename: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, filename)
+    return Path(cached) if isinstance(cached, str) else None

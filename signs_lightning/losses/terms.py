@@ -251,6 +251,10 @@ class Regression(LossTerm):
         super().__init__(weight)
         if solver not in SOLVERS:
             raise ValueError(f"Regression: solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+        if pairs < 1:
+            raise ValueError(
+                f"Regression: pairs must be a positive integer (how many teacher pairs L_reg fits), got {pairs}"
+            )
         if not 0 <= trajectory_fraction <= 1:
             raise ValueError(f"Regression: trajectory_fraction must be in [0, 1], got {trajectory_fraction}")
         if trajectory_fraction > 0 and sampler_steps < 2:

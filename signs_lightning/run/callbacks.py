@@ -29,6 +29,11 @@ class ModelCheckpoint(LightningModelCheckpoint):
     - Without ``dirpath`` the checkpoints go to ``<trainer.default_root_dir>/checkpoints``, not Lightning's
       ``<logger>/version_<n>/checkpoints``: the version changes with every rerun, so a rerun (``--ckpt_path last``,
       a requeued job) would not find the checkpoints of the run it continues.
+    - A run whose folder was moved or copied, resumed from a checkpoint in it, goes on writing its ``last.ckpt``.
+      Lightning keeps the saved paths (``last_model_path``, top-k) only when the folder is the one saved in the
+      checkpoint; in another it forgets them, finds ``last.ckpt`` taken by "another run" and writes ``last-v1.ckpt``,
+      leaving ``last.ckpt`` (what ``--ckpt_path last`` and the docs' ``CKPT=…/last.ckpt`` read) at the old step.
+      The saved paths are moved into the new folder instead (``_moved_run_state``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -36,6 +41,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
         self.sigterm_checkpoint: str | None = None
         # A dirpath given in the config does not follow trainer.default_root_dir: the refusal says which to change.
         self._dirpath_given = self.dirpath is not None
+        self._resumed_in_own_folder = False  # set by on_load_checkpoint, read by load_state_dict right after it
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._default_dirpath(trainer)
@@ -64,6 +70,36 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         super().on_train_end(trainer, pl_module)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this just before load_state_dict, which is not given the trainer.
+        self._resumed_in_own_folder = _resumed_from_run_folder(trainer, self.dirpath)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(self._moved_run_state(state_dict))
+
+    def _moved_run_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """``state_dict`` with its checkpoint paths moved from the saved folder into ``dirpath``, when the fit
+        resumes from a checkpoint of its own folder (so the same run, moved or copied); else unchanged.
+
+        A checkpoint of another folder is another run's (or a start from it): its paths stay, and Lightning keeps
+        away from the files already in ``dirpath`` (``last-v1.ckpt`` rather than overwrite their ``last.ckpt``).
+        """
+        saved = state_dict.get("dirpath")
+        if not self._resumed_in_own_folder or saved is None or self.dirpath is None or saved == self.dirpath:
+            return state_dict
+        here = str(self.dirpath)
+
+        def moved(path: Any) -> Any:
+            inside = isinstance(path, str) and bool(path) and os.path.dirname(path) == saved
+            return os.path.join(here, os.path.basename(path)) if inside else path
+
+        rebased = {
+            key: moved(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+        }
+        best_k = {moved(path): score for path, score in state_dict.get("best_k_models", {}).items()}
+        rank_zero_info(f"Resuming in {here} a run saved in {saved}: its checkpoints are written here, as before")
+        return {**state_dict, **rebased, "best_k_models": best_k, "dirpath": here}
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
@@ -100,6 +136,14 @@ class ModelCheckpoint(LightningModelCheckpoint):
                 "that run with --ckpt_path last (or the path of one of them), or give this run another folder "
                 f"({setting})"
             )
+
+
+def _resumed_from_run_folder(trainer: L.Trainer, dirpath: str | None) -> bool:
+    """Whether the fit resumes from a checkpoint in ``dirpath`` or in the run's folder (SLURM's ``hpc_ckpt_*``)."""
+    if trainer.ckpt_path is None or dirpath is None:
+        return False
+    folder = os.path.realpath(os.path.dirname(str(trainer.ckpt_path)))
+    return folder in (os.path.realpath(dirpath), os.path.realpath(trainer.default_root_dir))
 
 
 class TrainingCurve(L.Callback):
