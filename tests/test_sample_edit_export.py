@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from PIL import Image
 
 from signs_lightning.commands.export import to_pipeline
 from signs_lightning.commands.loading import load_generator
+from signs_lightning.commands.sample import describe
 from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.inference import editing, sampling
 from signs_lightning.inference.pipeline import SIGNPipeline
@@ -404,6 +407,37 @@ def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:
         assert torch.equal(output.images, as_pipeline_output(expected))
 
 
+def test_edits_take_the_models_constant_levels_and_fresh_noise_in_both(checkpoint) -> None:
+    model = load_generator(str(checkpoint))
+    model.renoise_noise, model.renoise_eta, model.renoise_spacing, model.renoise_max_level = (
+        "path",
+        0.4,
+        "constant",
+        0.3,
+    )
+    pipe = to_pipeline(model)
+    f, schedule, levels = model.sampling_network, model.schedule, model.renoise_timesteps(3)
+    # Capped below a corruption's level, constant levels stay constant.
+    assert levels == [300, 300] and pipe.capped_timesteps(levels, 26) == sampling.capped_timesteps(levels, 26) == [
+        26,
+        26,
+    ]
+    y = torch.rand((2, 1, 8, 8), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fill = torch.zeros(2, 1, 8, 8)
+    fill[..., 2:6, 1:5] = 1
+
+    def generators():
+        return [seeded_generator(9, i) for i in range(2)]
+
+    cases = [
+        (pipe.project(y, 0.4, 3, generators(), "pt"), editing.project(f, y, schedule, 0.4, levels, generators())),
+        (pipe.denoise(y, 0.1, 3, generators(), "pt"), editing.denoise(f, y, schedule, 0.1, levels, generators())),
+        (pipe.inpaint(y, fill, 3, generators(), "pt"), sampling.inpaint(f, y, fill, schedule, levels, generators())),
+    ]
+    for output, expected in cases:
+        assert torch.equal(output.images, as_pipeline_output(expected))
+
+
 def test_colorize_keeps_the_luma_and_matches_the_pipeline(tmp_path, capsys) -> None:
     module = SIGNModule(teacher=str(write_tiny_teacher(tmp_path / "rgb", channels=3))).eval()
     pipe = to_pipeline(module)
@@ -472,13 +506,65 @@ def test_a_model_that_renoises_with_its_initial_noise_exports_and_samples_the_sa
     assert SIGNPipeline.from_pretrained(str(tmp_path / "fresh")).config.renoise_noise == "fresh"
 
 
-def test_the_path_rule_exports_and_samples_the_same_at_three_nfe(checkpoint, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "noise, eta, spacing",
+    [("path", 0.0, "even"), ("path", 0.4, "constant"), ("initial", 0.3, "even")],
+    ids=["path", "path-eta-constant", "initial-eta"],
+)
+def test_the_multistep_rules_export_and_sample_the_same_at_two_and_three_nfe(
+    checkpoint, tmp_path, noise, eta, spacing
+) -> None:
     model = load_generator(str(checkpoint))
-    model.renoise_noise, model.renoise_max_level = "path", 0.3
+    model.renoise_noise, model.renoise_max_level = noise, 0.3
+    model.renoise_eta, model.renoise_spacing = eta, spacing
     z = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(4))
+    folder = tmp_path / "exported"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("signs_lightning.commands.export.load_generator", lambda *args, **kwargs: model)
-        main(["export", str(checkpoint), "--output", str(tmp_path / "path")])
-    pipe = SIGNPipeline.from_pretrained(str(tmp_path / "path"))
-    images = pipe(latents=z, num_inference_steps=3, output_type="pt").images
-    torch.testing.assert_close(images, as_pipeline_output(model.sample(z, 3)), rtol=0, atol=1e-6)
+        main(["export", str(checkpoint), "--output", str(folder)])
+    pipe = SIGNPipeline.from_pretrained(str(folder))
+    assert (pipe.config.renoise_noise, pipe.config.renoise_eta, pipe.config.renoise_spacing) == (noise, eta, spacing)
+    assert (
+        pipe.renoise_timesteps(3) == model.renoise_timesteps(3) == ([300, 300] if spacing == "constant" else [300, 150])
+    )
+    for nfe in (2, 3):
+        # The same generator for both: with eta > 0 each re-noising step draws fresh noise from it.
+        images = pipe(latents=z, num_inference_steps=nfe, generator=torch.Generator().manual_seed(7), output_type="pt")
+        expected = model.sample(z, nfe, torch.Generator().manual_seed(7))
+        torch.testing.assert_close(images.images, as_pipeline_output(expected), rtol=0, atol=1e-6)
+        # One generator per image too (signs sample's way).
+        images = pipe(latents=z, num_inference_steps=nfe, generator=[seeded_generator(0, i) for i in range(3)],
+                      output_type="pt")  # fmt: skip
+        expected = model.sample(z, nfe, [seeded_generator(0, i) for i in range(3)])
+        torch.testing.assert_close(images.images, as_pipeline_output(expected), rtol=0, atol=1e-6)
+    # signs sample / signs edit load the folder with the same settings, and the card states them.
+    loaded = load_generator(str(folder))
+    assert (loaded.renoise_noise, loaded.renoise_eta, loaded.renoise_spacing) == (noise, eta, spacing)
+    card = ModelCard.load(folder / "README.md").text
+    assert ("levels all at 0.3" if spacing == "constant" else "levels evenly spaced from 0.3") in card
+    assert (f"η = {eta} of fresh noise mixed in" in card) == (eta > 0)
+
+
+def test_a_folder_exported_before_the_sampler_settings_loads_with_the_defaults(exported, tmp_path) -> None:
+    folder = tmp_path / "old"
+    shutil.copytree(exported, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    for key in ("renoise_noise", "renoise_eta", "renoise_spacing"):
+        del index[key]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    loaded = load_generator(str(folder))
+    assert (loaded.renoise_noise, loaded.renoise_eta, loaded.renoise_spacing) == ("fresh", 0.0, "even")
+    pipe = SIGNPipeline.from_pretrained(str(folder))
+    assert pipe.renoise_timesteps(3) == loaded.renoise_timesteps(3) == [50, 25]
+
+
+def test_signs_sample_names_the_multistep_rule(checkpoint) -> None:
+    model = load_generator(str(checkpoint))
+    assert describe(model, 3, False) == "3 NFE (re-noised at t = 50, 25)"
+    model.renoise_noise, model.renoise_eta, model.renoise_spacing, model.renoise_max_level = (
+        "path",
+        0.4,
+        "constant",
+        0.3,
+    )
+    assert describe(model, 3, False) == "3 NFE (re-noised at t = 300, 300 with the path noise, eta 0.4)"

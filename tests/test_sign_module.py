@@ -238,6 +238,87 @@ def test_deterministic_multistep_rules_reuse_the_starting_noise_or_the_implied_o
         tiny_sign(tiny_teacher_dir, renoise_noise="stale")
 
 
+def test_eta_mixes_fresh_noise_into_the_path_rule_and_constant_spacing_repeats_the_top_level(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, renoise_noise="path", renoise_max_level=0.3)
+    f, schedule, z = model.sampling_network, model.schedule, torch.randn(3, 1, 8, 8)
+    assert model.renoise_timesteps(4) == [300, 200, 100]
+    model.renoise_spacing = "constant"
+    assert model.renoise_timesteps(4) == [300, 300, 300] == sampling.renoise_timesteps(schedule, 4, 0.3, "constant")
+    assert model.renoise_timesteps(1) == []
+    with pytest.raises(ValueError, match="spacing must be 'even' or 'constant', got 'log'"):
+        sampling.renoise_timesteps(schedule, 3, 0.3, "log")
+    with torch.no_grad():
+        # Without eta, the path rule's second step at the same level puts f's input back where it was: a no-op.
+        torch.testing.assert_close(model.sample(z, 3), model.sample(z, 2))
+        model.renoise_eta = 0.4
+        alpha, sigma = schedule.alpha_sigma(torch.full((3,), 300), z)
+        generator = torch.Generator().manual_seed(5)
+        fresh = torch.randn(z.shape, generator=generator)
+        expected = f(alpha * f(z) + sigma * ((1 - 0.4**2) ** 0.5 * z + 0.4 * fresh))
+        torch.testing.assert_close(model.sample(z, 2, torch.Generator().manual_seed(5)), expected)
+        # Reproducible for one generator, different for another, and no longer a no-op at one level.
+        three = model.sample(z, 3, torch.Generator().manual_seed(5))
+        assert torch.equal(three, model.sample(z, 3, torch.Generator().manual_seed(5)))
+        assert not torch.allclose(three, model.sample(z, 3, torch.Generator().manual_seed(6)))
+        assert not torch.allclose(three, model.sample(z, 2, torch.Generator().manual_seed(5)))
+        model.renoise_eta = 0.0
+        assert not torch.allclose(three, model.sample(z, 3, torch.Generator().manual_seed(5)))
+
+
+def test_sampler_inputs_mix_in_the_modules_eta(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, renoise_noise="path", renoise_eta=0.5, renoise_max_level=0.3)
+    z = torch.randn(4, 1, 8, 8)
+    alpha, sigma = model.schedule.alpha_sigma(torch.full((4,), 300), z)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        fresh = torch.randn_like(z)
+        expected = alpha * model.student(z) + sigma * ((1 - 0.5**2) ** 0.5 * z + 0.5 * fresh)
+        torch.manual_seed(0)
+        torch.testing.assert_close(model.sampler_inputs(z), expected)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(renoise_noise="path", renoise_eta=1.5), "renoise_eta must be in [0, 1], got 1.5"),
+        (dict(renoise_noise="path", renoise_eta=-0.1), "renoise_eta must be in [0, 1], got -0.1"),
+        (dict(renoise_eta=0.4), "renoise_eta > 0 (got 0.4) needs renoise_noise 'initial' or 'path', got 'fresh'"),
+        (dict(renoise_spacing="log"), "renoise_spacing must be 'even' or 'constant', got 'log'"),
+    ],
+    ids=["eta-above-1", "eta-negative", "eta-with-fresh-noise", "spacing"],
+)
+def test_bad_sampler_settings_are_one_line_errors(tiny_teacher_dir, settings, message) -> None:
+    with pytest.raises(ValueError) as error:
+        tiny_sign(tiny_teacher_dir, reg=False, **settings)
+    assert str(error.value) == message
+
+
+def test_a_checkpoint_keeps_the_sampler_settings_and_one_written_before_them_loads_with_the_defaults(
+    tiny_teacher_dir, tmp_path
+) -> None:
+    from signs_lightning.commands.loading import load_generator
+
+    settings = dict(renoise_noise="path", renoise_eta=0.4, renoise_spacing="constant", renoise_max_level=0.3)
+    model = tiny_sign(tiny_teacher_dir, reg=False, **settings)
+    trainer = fit(model, tmp_path, steps=1, enable_checkpointing=False)
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    loaded = load_generator(str(tmp_path / "new.ckpt"))
+    assert {key: getattr(loaded, key) for key in settings} == settings
+    z = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(
+        loaded.sample(z, 3, torch.Generator().manual_seed(0)),
+        model.eval().sample(z, 3, torch.Generator().manual_seed(0)),
+    )
+    # A checkpoint written before the options: its hyperparameters lack the keys; it samples as it always did.
+    saved = torch.load(tmp_path / "new.ckpt", map_location="cpu", weights_only=False)
+    for key in ("renoise_noise", "renoise_eta", "renoise_spacing"):
+        del saved["hyper_parameters"][key]
+    torch.save(saved, tmp_path / "old.ckpt")
+    old = load_generator(str(tmp_path / "old.ckpt"))
+    assert (old.renoise_noise, old.renoise_eta, old.renoise_spacing) == ("fresh", 0.0, "even")
+    assert old.renoise_timesteps(3) == [300, 150]
+
+
 @pytest.mark.parametrize("output_head,t_bar", [("x0", None), ("prediction", 300)])
 def test_generator_heads(tiny_teacher_dir, output_head, t_bar) -> None:
     model = tiny_sign(tiny_teacher_dir, output_head=output_head, conditioning_timestep=t_bar)

@@ -1,7 +1,7 @@
 """Score trained generators' multi-step sampler at several re-noising schedules (``renoise_max_level``).
 
     python -m lab.studies.renoise_levels CKPT [CKPT ...] [--max-levels 0.05 0.1 0.2 0.5] [--nfe 2 4]
-        [--output lab/results/recipes_420s/renoise_levels.json]
+        [--noise fresh|initial|path] [--eta 0 0.3] [--constant] [--output lab/results/recipes_420s/renoise_levels.json]
 
 Each checkpoint (a ``SIGNModule`` or ``IGNModule`` written by ``signs fit``) is loaded with its teacher, and its
 sampler is scored with the benchmark's LeNet Fréchet distance at 1 NFE and at every (NFE, max level) pair, with the
@@ -26,17 +26,29 @@ from signs_lightning.modules.common import GeneratorModule
 
 
 def scan(
-    model: GeneratorModule, scorer: Scorer, nfe: list[int], max_levels: list[float], noise: str = "fresh"
+    model: GeneratorModule,
+    scorer: Scorer,
+    nfe: list[int],
+    max_levels: list[float],
+    noise: str = "fresh",
+    etas: list[float] = (0.0,),
+    constant: bool = False,
 ) -> dict[str, float]:
-    """{"1": FD at one step, "<nfe>@<max level>": FD of that multi-step sampler}, LeNet features."""
-    schedules = {"1": []} | {
-        f"{k}@{level:g}": sampling.renoise_timesteps(model.schedule, k, level) for k in nfe for level in max_levels
+    """{"1": FD at one step, "<nfe>@<max level>[/eta<η>]": FD of that multi-step sampler}, LeNet features."""
+    schedules = {"1": ([], 0.0)} | {
+        f"{k}@{level:g}" + (f"/eta{eta:g}" if eta else ""): (
+            sampling.renoise_timesteps(model.schedule, k, level, "constant" if constant else "even"),
+            eta,
+        )
+        for k in nfe
+        for level in max_levels
+        for eta in etas
     }
 
-    def sampler(levels: list[int]) -> Sampler:
-        return lambda z, g: sampling.multistep(model.sampling_network, z, model.schedule, levels, g, noise)
+    def sampler(timesteps: list[int], eta: float) -> Sampler:
+        return lambda z, g: sampling.multistep(model.sampling_network, z, model.schedule, timesteps, g, noise, eta)
 
-    rows = scorer.score({name: sampler(levels) for name, levels in schedules.items()}, model.image_shape)
+    rows = scorer.score({name: sampler(*schedule) for name, schedule in schedules.items()}, model.image_shape)
     return {name: row["fid_lenet"] for name, row in rows.items()}
 
 
@@ -56,6 +68,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         default="fresh",
         help="what to re-noise with (sampling.multistep): fresh noise, the starting z, or the implied noise",
     )
+    parser.add_argument(
+        "--eta", nargs="+", type=float, default=[0.0], help="fresh noise mixed into the initial / path rules' noise"
+    )
+    parser.add_argument("--constant", action="store_true", help="every re-noising step at the max level")
     parser.add_argument("--output", type=Path, help="also write the numbers here (JSON)")
     args = parser.parse_args(argv)
 
@@ -66,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         model = load_generator(path).to(device)
         if scorer is None:
             scorer = Scorer(model.image_shape[-1], args.num_samples, 0, 0, 500, 1, device)
-        results[str(path)] = scan(model, scorer, args.nfe, args.max_levels, args.noise)
+        results[str(path)] = scan(model, scorer, args.nfe, args.max_levels, args.noise, args.eta, args.constant)
 
     columns = list(next(iter(results.values())))
     print("| checkpoint | " + " | ".join(f"FD {c}" for c in columns) + " |")

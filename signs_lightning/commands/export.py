@@ -107,6 +107,8 @@ def to_pipeline(model: GeneratorModule) -> SIGNPipeline:
         output_head=network.output_head,
         renoise_max_level=model.renoise_max_level,
         renoise_noise=model.renoise_noise,
+        renoise_eta=model.renoise_eta,
+        renoise_spacing=model.renoise_spacing,
     )
 
 
@@ -115,7 +117,8 @@ def check_reproduces(model: GeneratorModule, folder: Path) -> None:
     """Raise unless ``SIGNPipeline.from_pretrained(folder)`` gives ``model.sample``'s images for the same noise."""
     loaded = SIGNPipeline.from_pretrained(str(folder))
     loaded.set_progress_bar_config(disable=True)
-    for nfe in (1, 2):
+    # 3 NFE too: its second level is where the spacings differ and where the path rule uses its implied noise.
+    for nfe in (1, 2, 3):
         z = torch.randn((2, *model.image_shape), generator=seeded_generator(0, nfe))
         expected = (model.sample(z, nfe, seeded_generator(0, nfe, 1)) / 2 + 0.5).clamp(0, 1)
         images = loaded(
@@ -143,6 +146,9 @@ def card_facts(model: GeneratorModule, args: argparse.Namespace, folder: Path) -
         conditioning_timestep=network.conditioning_timestep,
         output_head=network.output_head,
         renoise_max_level=model.renoise_max_level,
+        renoise_noise=model.renoise_noise,
+        renoise_eta=model.renoise_eta,
+        renoise_spacing=model.renoise_spacing,
         generator_steps=model.generator_steps,
         config=dict(model.hparams),
         fid=args.fid,

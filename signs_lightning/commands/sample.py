@@ -98,9 +98,13 @@ def configure(model: GeneratorModule, count: int, nfe: int, seed: int, batch_siz
 
 
 def describe(model: GeneratorModule, nfe: int, repeat: bool) -> str:
-    """The sampler in words, e.g. ``2 NFE (re-noised at t = 50)``."""
+    """The sampler in words, e.g. ``2 NFE (re-noised at t = 50)``, or ``3 NFE (re-noised at t = 300, 300 with the
+    path noise, eta 0.4)`` for a model that does not re-noise with fresh noise."""
     if repeat:
         return f"f^{nfe}(z) (no re-noising)"
     if nfe == 1:
         return "1 NFE, f(z)"
-    return f"{nfe} NFE (re-noised at t = {', '.join(map(str, model.renoise_timesteps(nfe)))})"
+    rule = "" if model.renoise_noise == "fresh" else f" with the {model.renoise_noise} noise"
+    if model.renoise_eta > 0:
+        rule += f", eta {model.renoise_eta:g}"
+    return f"{nfe} NFE (re-noised at t = {', '.join(map(str, model.renoise_timesteps(nfe)))}{rule})"

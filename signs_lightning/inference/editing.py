@@ -1,7 +1,9 @@
 """Zero-shot editing tasks of ``signs edit``, built on the samplers of ``sampling.py`` (docs/method.md §5).
 
 Each task turns a corrupted image y (B, C, H, W) in [-1, 1] into a first input of f, then refines at the
-re-noising ``timesteps`` (decreasing; ``GeneratorModule.renoise_timesteps(nfe)``, so ``nfe`` = 1 + their number):
+re-noising ``timesteps`` (non-increasing: ``GeneratorModule.renoise_timesteps(nfe)``, evenly spaced or constant as
+the model's ``renoise_spacing`` says, so ``nfe`` = 1 + their number). Editors always re-noise with fresh noise: the
+model's ``renoise_noise`` / ``renoise_eta`` are the sampler's (an edit has no starting noise z to reuse).
 
 - ``project``: SDEdit, re-noise y to strength s ∈ [0, 1] (t = s·(T−1); s = 0 is f(y) itself), then project;
 - ``denoise``: y = x + σε; informed (σ given): scaled to the variance-preserving input f saw in training, the
@@ -54,7 +56,7 @@ def refine(
     generator: sampling.RandomSource = None,
     constrain: Callable[[Tensor], Tensor] = lambda x: x,
 ) -> Tensor:
-    """For each level t (decreasing): x ← f(q(constrain(x), t, ε)); returns constrain(x). The identity constraint
+    """For each level t (non-increasing): x ← f(q(constrain(x), t, ε)); returns constrain(x). The identity constraint
     makes this the tail of ``sampling.multistep``; a projection onto the known content makes it an editor."""
     for t in timesteps:
         x = sampling.edit(f, constrain(x), schedule, t, generator)

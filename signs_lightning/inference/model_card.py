@@ -70,8 +70,14 @@ No FID was given at export.
 - Teacher: `{{ teacher }}` (weights fingerprint `{{ fingerprint }}`)
 - f = the teacher's `UNet2DModel` architecture called at timestep t̄ = {{ conditioning_timestep }}, output head
   `{{ output_head }}`; exported weights: the exponential moving average of the trained generator
-- Multi-step sampling re-noises with the teacher's noise schedule (`scheduler/`), to levels evenly spaced from
-  {{ renoise_max_level }} · (T − 1) down
+- Multi-step sampling re-noises with the teacher's noise schedule (`scheduler/`), to
+{%- if renoise_spacing == "constant" %} levels all at {{ renoise_max_level }} · (T − 1)
+{%- else %} levels evenly spaced from {{ renoise_max_level }} · (T − 1) down{% endif %}, with
+{%- if renoise_noise == "initial" %} the starting noise z
+{%- elif renoise_noise == "path" %} the noise its last step implies (DDIM with f as the denoiser)
+{%- else %} fresh noise at every level{% endif %}
+{%- if renoise_eta %} and η = {{ renoise_eta }} of fresh noise mixed in (ε ← √(1 − η²)·ε + η·ε_fresh){% endif %}
+  (`model_index.json`: `renoise_max_level`, `renoise_spacing`, `renoise_noise`, `renoise_eta`)
 - Trained for {{ generator_steps }} generator steps ({{ module }})
 
 ## Training configuration
@@ -96,6 +102,9 @@ class CardFacts:
     renoise_max_level: float
     generator_steps: int
     config: dict[str, Any]
+    renoise_noise: str = "fresh"
+    renoise_eta: float = 0.0
+    renoise_spacing: str = "even"
     fid: dict[int, float] = field(default_factory=dict)
     fid_setting: str = ""
     grid: str | None = None

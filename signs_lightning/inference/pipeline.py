@@ -42,11 +42,15 @@ class SIGNPipeline(DiffusionPipeline):
         conditioning_timestep: the timestep t̄ at which f calls the UNet (``None``: T − 1).
         output_head: ``"x0"``: the UNet's output is the image; ``"prediction"``: it is converted to x̂₀ through the
             scheduler's ``prediction_type`` at t̄.
-        renoise_max_level: the multi-step sampler re-noises to ``num_inference_steps − 1`` levels evenly spaced in
-            t from this fraction of T − 1 down.
+        renoise_max_level: the multi-step sampler re-noises to ``num_inference_steps − 1`` levels from this
+            fraction of T − 1 down, spaced as ``renoise_spacing`` says.
         renoise_noise: what sampling re-noises with: ``"fresh"`` noise at every level, the ``"initial"`` noise z it
             started from, or ``"path"``: the noise the last input and its output imply (DDIM with f as the denoiser);
-            the last two draw nothing after z. The editors always draw fresh noise.
+            the last two draw nothing after z unless ``renoise_eta`` > 0. The editors always draw fresh noise.
+        renoise_eta: with ``"initial"`` or ``"path"``, the fresh noise mixed into the rule's noise at each level, in
+            [0, 1]: ε ← √(1 − η²)·ε + η·ε_fresh, ε_fresh from ``generator`` (0: none).
+        renoise_spacing: ``"even"``: the levels evenly spaced in t from the top level down; ``"constant"``: all at
+            the top level (with the path rule and ``renoise_eta`` > 0 each repeated step refines).
     """
 
     model_cpu_offload_seq = "unet"
@@ -59,6 +63,8 @@ class SIGNPipeline(DiffusionPipeline):
         output_head: str = "x0",
         renoise_max_level: float = 0.05,
         renoise_noise: str = "fresh",
+        renoise_eta: float = 0.0,
+        renoise_spacing: str = "even",
     ) -> None:
         super().__init__()
         last = scheduler.config.num_train_timesteps - 1
@@ -71,6 +77,14 @@ class SIGNPipeline(DiffusionPipeline):
             raise ValueError(f"renoise_max_level must be in (0, 1], got {renoise_max_level}")
         if renoise_noise not in ("fresh", "initial", "path"):
             raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {renoise_noise!r}")
+        if not 0 <= renoise_eta <= 1:
+            raise ValueError(f"renoise_eta must be in [0, 1], got {renoise_eta}")
+        if renoise_eta > 0 and renoise_noise == "fresh":
+            raise ValueError(
+                f"renoise_eta > 0 (got {renoise_eta}) needs renoise_noise 'initial' or 'path', got 'fresh'"
+            )
+        if renoise_spacing not in ("even", "constant"):
+            raise ValueError(f"renoise_spacing must be 'even' or 'constant', got {renoise_spacing!r}")
         # Inference only. Frozen weights also make PyTorch take the kernels a frozen network takes in
         # signs_lightning (some differ in the last bits when parameters require gradients).
         self.register_modules(unet=unet.requires_grad_(False), scheduler=scheduler)
@@ -79,6 +93,8 @@ class SIGNPipeline(DiffusionPipeline):
             output_head=output_head,
             renoise_max_level=renoise_max_level,
             renoise_noise=renoise_noise,
+            renoise_eta=renoise_eta,
+            renoise_spacing=renoise_spacing,
         )
 
     # -- geometry --------------------------------------------------------------------------------------------
@@ -117,11 +133,14 @@ class SIGNPipeline(DiffusionPipeline):
         return alpha * x + sigma * self._noise(x.shape, generator, x.device, x.dtype)
 
     def renoise_timesteps(self, num_inference_steps: int) -> list[int]:
-        """The ``num_inference_steps − 1`` re-noising levels, evenly spaced from ``renoise_max_level``·(T−1) down."""
+        """The ``num_inference_steps − 1`` re-noising levels from ``renoise_max_level``·(T−1) down: evenly spaced, or
+        all at that level (``renoise_spacing`` ``"constant"``)."""
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         top = self.config.renoise_max_level * (self.scheduler.config.num_train_timesteps - 1)
         k = num_inference_steps - 1
+        if self.config.get("renoise_spacing", "even") == "constant":
+            return [round(top)] * k
         return [round(top * (k - i) / k) for i in range(k)]
 
     def _noise(
@@ -141,11 +160,13 @@ class SIGNPipeline(DiffusionPipeline):
         constrain=lambda x: x,
         start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """For each level t (decreasing): x ← f(q(constrain(x), t, ε)); then constrain(x). ε is drawn from
+        """For each level t (non-increasing): x ← f(q(constrain(x), t, ε)); then constrain(x). ε is drawn from
         ``generator``; or, given the ``start`` noise z that x = f(z) came from, it is z (``renoise_noise``
-        ``"initial"``) or the noise the last input and its output imply (``"path"``)."""
+        ``"initial"``) or the noise the last input and its output imply (``"path"``), with fresh noise from
+        ``generator`` mixed in by ``renoise_eta``."""
         levels = list(timesteps)
         rule = self.config.get("renoise_noise", "fresh") if start is not None else "fresh"
+        eta = self.config.get("renoise_eta", 0.0) if start is not None else 0.0
         x_in, alpha_in, sigma_in = start, 0.0, 1.0
         # No bar for one NFE: it would show an empty loop.
         for t in self.progress_bar(levels) if levels else levels:
@@ -153,6 +174,8 @@ class SIGNPipeline(DiffusionPipeline):
                 x_in = self.renoise(constrain(x), t, generator)
             else:
                 noise = start if rule == "initial" else (x_in - alpha_in * x) / sigma_in
+                if eta > 0:
+                    noise = (1 - eta**2) ** 0.5 * noise + eta * self._noise(noise.shape, generator, x.device, x.dtype)
                 level = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
                 alpha_in, sigma_in = self._alpha_sigma(level, x)
                 x_in = alpha_in * constrain(x) + sigma_in * noise
@@ -176,13 +199,14 @@ class SIGNPipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> ImagePipelineOutput | tuple:
-        """Samples: x = f(z), then for each re-noising level t (decreasing) x = f(q(x, t, ε)), ε fresh from
-        ``generator`` or z itself (``renoise_noise``).
+        """Samples: x = f(z), then for each re-noising level t (non-increasing) x = f(q(x, t, ε)), ε fresh from
+        ``generator``, or z itself or the noise the last step implies (``renoise_noise``), with fresh noise mixed in
+        by ``renoise_eta``.
 
         Args:
             batch_size: how many images.
             num_inference_steps: NFE (1: one call of f).
-            timesteps: explicit re-noising levels (decreasing), instead of those ``num_inference_steps`` implies.
+            timesteps: explicit re-noising levels (non-increasing), instead of those ``num_inference_steps`` implies.
             generator: one ``torch.Generator`` for the batch, or one per image; draws z, then the re-noising noise.
             latents: the noise z (B, C, H, W) to start from, instead of drawing it.
             output_type: ``"pil"``, ``"np"`` (B, H, W, C) or ``"pt"`` (B, C, H, W), values in [0, 1].
@@ -247,7 +271,8 @@ class SIGNPipeline(DiffusionPipeline):
 
     @staticmethod
     def capped_timesteps(timesteps: Sequence[int], t_max: int) -> list[int]:
-        """``timesteps`` scaled by min(1, t_max / max(timesteps)): the top becomes min(top, t_max), evenly spaced."""
+        """``timesteps`` scaled by min(1, t_max / max(timesteps)): the top becomes min(top, t_max), the spacing kept
+        (constant levels stay constant)."""
         if t_max < 0:
             raise ValueError(f"t_max must be >= 0, got {t_max}")
         levels = list(timesteps)

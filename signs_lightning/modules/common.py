@@ -79,11 +79,20 @@ class GeneratorModule(ScoredModule):
         gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
         ema_decay: EMA of the generator (``None``: none); samples and metrics use the EMA when present.
         sample_nfe: NFE settings for validation samples and metrics.
-        renoise_max_level: the multi-step sampler re-noises to levels evenly spaced from this fraction of T down
-            (``sampling.renoise_timesteps``).
+        renoise_max_level: the multi-step sampler re-noises to levels from this fraction of T down, spaced as
+            ``renoise_spacing`` says (``sampling.renoise_timesteps``).
         renoise_noise: what the multi-step sampler re-noises with: ``fresh`` noise at every level, the
             ``initial`` noise z it started from, or the noise its last step implies (``path``: DDIM with f as the
             denoiser); ``sampling.multistep``.
+        renoise_eta: with ``renoise_noise`` ``initial`` or ``path``, how much fresh noise (from the sampler's
+            generator) is mixed into the rule's noise at each level, in [0, 1]: ε ← √(1 − η²)·ε + η·ε_fresh
+            (DDIM's η; 0: none, the rule as it is; > 0 with ``fresh`` is an error). ``sampling.multistep``.
+        renoise_spacing: the multi-step sampler's ``nfe − 1`` levels: ``even`` (evenly spaced from
+            ``renoise_max_level``·(T − 1) down) or ``constant`` (all at that top level). Why both: with the path
+            rule, re-noising to the same level twice is a no-op (the implied noise puts f's input back where it
+            was); fresh noise mixed in (eta) makes repeated steps at one level refine instead. Measured on the
+            MNIST stage-1 model, 3 seeds: constant 0.3·T with eta 0.4 gives 2.84 / 2.80 / 2.81 LeNet FD at
+            2 / 3 / 4 NFE, against the even path rule's 2.95 / 3.50 / 4.25.
         generator_lr_scheduler: f's optional LR-scheduler factory (LightningCLI ``class_path`` config); it steps
             after each applied update (e.g. ``torch.optim.lr_scheduler.LinearLR`` with ``start_factor: 0.01,
             total_iters: 1000``: DMD2's warm-up).
@@ -123,6 +132,8 @@ class GeneratorModule(ScoredModule):
         sample_nfe: list[int] = [1, 2],
         renoise_max_level: float = sampling.DEFAULT_RENOISE_MAX_LEVEL,
         renoise_noise: sampling.RenoiseNoise = "fresh",
+        renoise_eta: float = 0.0,
+        renoise_spacing: sampling.RenoiseSpacing = "even",
         generator_lr_scheduler: LRSchedulerCallable | None = None,
         evaluator: FIDEvaluator | None = None,
         max_consecutive_skips: int = 10,
@@ -160,7 +171,17 @@ class GeneratorModule(ScoredModule):
         self.renoise_max_level = renoise_max_level
         if renoise_noise not in ("fresh", "initial", "path"):
             raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {renoise_noise!r}")
+        if not 0 <= renoise_eta <= 1:
+            raise ValueError(f"renoise_eta must be in [0, 1], got {renoise_eta}")
+        if renoise_eta > 0 and renoise_noise == "fresh":
+            raise ValueError(
+                f"renoise_eta > 0 (got {renoise_eta}) needs renoise_noise 'initial' or 'path', got 'fresh'"
+            )
+        if renoise_spacing not in sampling.RENOISE_SPACINGS:
+            raise ValueError(f"renoise_spacing must be 'even' or 'constant', got {renoise_spacing!r}")
         self.renoise_noise = renoise_noise
+        self.renoise_eta = renoise_eta
+        self.renoise_spacing = renoise_spacing
         self.evaluator = evaluator
         self.max_consecutive_skips = max_consecutive_skips
         self.predict_samples = predict_samples
@@ -385,7 +406,8 @@ class GeneratorModule(ScoredModule):
         f = self.sampling_network
         if nfe == 1:
             return sampling.one_step(f, z)
-        return sampling.multistep(f, z, self.schedule, self.renoise_timesteps(nfe), generator, self.renoise_noise)
+        levels = self.renoise_timesteps(nfe)
+        return sampling.multistep(f, z, self.schedule, levels, generator, self.renoise_noise, self.renoise_eta)
 
     @torch.no_grad()
     def sample_repeated(self, z: Tensor, nfe: int = 2, generator: sampling.RandomSource = None) -> Tensor:
@@ -400,7 +422,7 @@ class GeneratorModule(ScoredModule):
         re-noised input every multi-step setting shares."""
         nfe = max(2, *self.sample_nfe)
         steps = sampling.multistep_steps(
-            self.student, z, self.schedule, self.renoise_timesteps(nfe), None, self.renoise_noise
+            self.student, z, self.schedule, self.renoise_timesteps(nfe), None, self.renoise_noise, self.renoise_eta
         )
         states = torch.stack([x_in for x_in, _ in steps][1:])
         pick = torch.randint(0, states.shape[0], (z.shape[0],), device=z.device)
@@ -408,7 +430,7 @@ class GeneratorModule(ScoredModule):
 
     def renoise_timesteps(self, nfe: int) -> list[int]:
         """The re-noising levels of the ``nfe``-NFE sampler (``sampling.renoise_timesteps``)."""
-        return sampling.renoise_timesteps(self.schedule, nfe, self.renoise_max_level)
+        return sampling.renoise_timesteps(self.schedule, nfe, self.renoise_max_level, self.renoise_spacing)
 
     @torch.no_grad()
     def diagnostics(self, x: Tensor, prefix: str = DIAGNOSTICS_PREFIX) -> dict[str, Tensor]:

@@ -34,8 +34,10 @@ class ExportedGenerator(GeneratorModule):
             gradient_clip_norm=None,
             sample_nfe=[1],
             renoise_max_level=config.renoise_max_level,
-            # Folders exported before the option re-noised with fresh noise.
+            # Folders exported before these options re-noised with fresh noise, to evenly spaced levels.
             renoise_noise=config.get("renoise_noise", "fresh"),
+            renoise_eta=config.get("renoise_eta", 0.0),
+            renoise_spacing=config.get("renoise_spacing", "even"),
             schedule=schedule,
         )
         self._image_shape = pipeline.image_shape

@@ -44,8 +44,8 @@ class SIGNModule(GeneratorModule):
             counters and loss terms are not taken. DMD2's second stage: distribution matching on top of a
             regression-trained f, with a fresh fake score. (``--ckpt_path`` resumes a run; this starts a new one.)
         **kwargs: ``GeneratorModule``'s: extra_losses, gen_every, generator_warmup, max_generator_steps,
-            gradient_clip_norm, ema_decay, sample_nfe, renoise_max_level, generator_lr_scheduler, evaluator,
-            max_consecutive_skips, predict_samples, predict_nfe.
+            gradient_clip_norm, ema_decay, sample_nfe, renoise_max_level, renoise_noise, renoise_eta,
+            renoise_spacing, generator_lr_scheduler, evaluator, max_consecutive_skips, predict_samples, predict_nfe.
     """
 
     def __init__(

@@ -67,3 +67,34 @@ for path in ["runs/demo/sign_logs/checkpoints/last.ckpt", "runs/ms/stage1_s1/che
     out[path] = {n: round(r["fid_lenet"], 2) for n, r in rows.items()}
     print(path, out[path], flush=True)
 PY
+# --- This session (issue 18 item 1, continued) ---
+STAGE1="runs/demo/sign_logs/checkpoints/last.ckpt runs/ms/stage1_s1/checkpoints/last.ckpt runs/ms/stage1_s2/checkpoints/last.ckpt"
+STAGE2="runs/demo/sign_dmd_logs/checkpoints/last.ckpt runs/ms/base_s1/checkpoints/last.ckpt runs/ms/base_s2/checkpoints/last.ckpt"
+# Backward simulation along the sampler's own path (L_dmd also on f(x_k), x_k the path rule's later inputs), seed 0,
+# the fake score on f(z) only (A) or on the same mix (B); in-loop curves from their TensorBoard logs.
+for v in A B; do
+  extra="--model.init_args.dmd.init_args.renoised_fraction 0.5"; [ $v = B ] && extra="$extra --model.init_args.dmd.init_args.renoised_fake true"
+  OMP_NUM_THREADS=1 .venv/bin/signs fit --config configs/sign_mnist_dmd.yaml --seed_everything 0 \
+    --model.init_args.teacher runs/demo/teacher --model.init_args.init_from runs/demo/sign_logs/checkpoints/last.ckpt $extra \
+    --trainer.enable_progress_bar false --trainer.default_root_dir runs/bs/${v}_s0 > runs/bs/${v}_s0.log 2>&1 &
+done; wait
+.venv/bin/python - runs/bs/A_s0 runs/bs/B_s0 runs/ms/base_s1 <<'PY'
+import glob, json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+out = {}
+for run in sys.argv[1:]:
+    ea = EventAccumulator(sorted(glob.glob(f"{run}/lightning_logs/*/events.*"))[-1], size_guidance={"scalars": 0})
+    ea.Reload()
+    out[run] = {t: [[e.step, round(e.value, 3)] for e in ea.Scalars(t)]
+                for t in sorted(ea.Tags()["scalars"]) if t.startswith("val/fid1k_lenet16_nfe")}
+json.dump(out, open("lab/results/multistep/backward_simulation_curves.json", "w"), indent=1)
+PY
+# Fresh noise mixed into the path rule (eta), even and constant levels.
+.venv/bin/python -m lab.studies.renoise_levels $STAGE2 --noise path --nfe 2 3 4 --max-levels 0.1 0.2 --eta 0 0.2 0.4 0.7 \
+  --output lab/results/multistep/eta_stage2.json
+.venv/bin/python -m lab.studies.renoise_levels $STAGE1 --noise path --nfe 2 3 4 --max-levels 0.3 --eta 0.2 0.4 0.7 --constant \
+  --output lab/results/multistep/eta_stage1_constant.json
+.venv/bin/python -m lab.studies.renoise_levels $STAGE2 --noise path --nfe 2 3 4 --max-levels 0.05 0.1 --eta 0.2 0.4 --constant \
+  --output lab/results/multistep/eta_stage2_constant.json
+.venv/bin/python -m lab.studies.renoise_levels $STAGE1 --noise path --nfe 2 3 4 --max-levels 0.2 0.4 --eta 0.3 0.5 --constant \
+  --output lab/results/multistep/eta_stage1_constant2.json
