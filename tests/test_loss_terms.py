@@ -7,12 +7,14 @@ import contextlib
 import io
 from typing import Any
 
+import pytest
 import torch
 import yaml
-from helpers import built_sign_cli, fit, tiny_sign
+from helpers import built_sign_cli, fit, snapshot, tiny_sign
 from torch import Tensor
 
-from signs_lightning.losses import LossTerm, Regression, Step, TermContext, Tightening
+from signs_lightning.diffusion import load_teacher
+from signs_lightning.losses import DataRegression, LossTerm, Regression, Step, TermContext, Tightening
 from signs_lightning.modules import SIGNModule
 from signs_lightning.run.cli import cli_main
 
@@ -146,3 +148,32 @@ def test_igns_tightening_is_a_term_a_sign_can_take_too(tiny_teacher_dir, tmp_pat
     trainer = fit(model, tmp_path, steps=2, enable_checkpointing=False)
     metrics = trainer.callback_metrics
     assert -2.0 * metrics["train/loss_rec"] <= metrics["train/loss_tight"] <= 0
+
+
+def test_data_regression_trains_f_on_noised_real_images_towards_the_teachers_ddim(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False, extra_losses=[DataRegression(sampler_steps=3, fraction=0.5)])
+    term = model.losses["data_reg"]
+    x, z = torch.rand(8, 1, 8, 8) * 2 - 1, torch.randn(8, 1, 8, 8)
+    torch.manual_seed(0)
+    inputs, target = term.inputs(Step(x, z))
+    # Half the batch, noised to levels in [0.02, 0.6]·T; the target is the teacher's 3-step DDIM from there.
+    torch.manual_seed(0)
+    t = torch.randint(round(0.02 * 999), round(0.6 * 999) + 1, (4,))
+    x_t = model.teacher.q_sample(x[:4], t, torch.randn(4, 1, 8, 8))
+    torch.testing.assert_close(inputs["noised_data"], x_t)
+    torch.testing.assert_close(target, model.teacher.ddim_from(x_t, t, 3))
+    teacher_before = snapshot(model.teacher)
+    losses, _ = model.generator_losses(x, z)
+    losses["data_reg"].backward()
+    assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(torch.equal(v, teacher_before[k]) for k, v in snapshot(model.teacher).items())
+    with pytest.raises(ValueError, match="t_min"):
+        DataRegression(t_min=0.7, t_max=0.6)
+
+
+def test_ddim_from_level_zero_is_the_teachers_clean_estimate(tiny_teacher_dir) -> None:
+    teacher = load_teacher(tiny_teacher_dir)
+    x_t, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 400])
+    one_step = teacher.ddim_from(x_t, t, 1)
+    torch.testing.assert_close(one_step, teacher.predict_x0(x_t, t))

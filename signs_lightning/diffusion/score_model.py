@@ -87,6 +87,18 @@ class ScoreModel(nn.Module):
         return alpha_s * x0 + sigma_s * eps
 
     @torch.no_grad()
+    def ddim_from(self, x_t: Tensor, t: Tensor, num_steps: int) -> Tensor:
+        """x̂ at t = 0 by ``num_steps`` deterministic DDIM steps from x_t at its levels t ((B,), one per image),
+        the steps evenly spaced down from each t: the teacher's ODE from a partly-noised state (SDEdit's end)."""
+        for k in range(num_steps):
+            level = (t * (num_steps - k) + num_steps // 2) // num_steps
+            after = (
+                (t * (num_steps - k - 1) + num_steps // 2) // num_steps if k < num_steps - 1 else -torch.ones_like(t)
+            )
+            x_t = self.ddim_step(x_t, level, after)
+        return x_t
+
+    @torch.no_grad()
     def ddim_trajectory(self, noise: Tensor, num_steps: int) -> Iterator[Tensor]:
         """The teacher's deterministic DDIM sampler, ``num_steps`` NFE, one state at a time.
 

@@ -12,6 +12,7 @@ from signs_lightning.losses.sign import (
     with_detached_parameters,
 )
 from signs_lightning.losses.terms import (
+    DataRegression,
     DistributionMatching,
     Flow,
     Idempotence,
@@ -23,6 +24,7 @@ from signs_lightning.losses.terms import (
 )
 
 __all__ = [
+    "DataRegression",
     "Distance",
     "DistributionMatching",
     "Flow",

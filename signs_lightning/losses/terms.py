@@ -299,6 +299,56 @@ class Regression(LossTerm):
         return self.context.distance(outputs["z_ref"], targets)
 
 
+class DataRegression(LossTerm):
+    """L_data = d(f(x_t), sg[Φ(x_t, t)]) on real images noised to a random level: x_t = q(x, t, ε),
+    t ~ U{t_min·T .. t_max·T}, and Φ the teacher's deterministic DDIM in ``sampler_steps`` steps from (x_t, t) down
+    to t = 0.
+
+    x_t is what an informed editor feeds f (a noisy image at its own level, SDEdit's start); L_reg's trajectories
+    from pure noise reach such states only through the teacher's marginals, and L_dmd never. f learns to finish the
+    teacher's ODE from a real noisy image in one step. Cheap: a few teacher steps from t ≤ t_max.
+
+    Args:
+        weight: λ_data.
+        t_min, t_max: the levels, as fractions of T.
+        sampler_steps: the teacher's DDIM steps per target.
+        fraction: share of the data batch used.
+    """
+
+    name = "data_reg"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        t_min: float = 0.02,
+        t_max: float = 0.6,
+        sampler_steps: int = 8,
+        fraction: float = 0.5,
+    ) -> None:
+        super().__init__(weight)
+        if not 0 <= t_min < t_max <= 1:
+            raise ValueError(f"DataRegression: need 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
+        if sampler_steps < 1:
+            raise ValueError(f"DataRegression: sampler_steps must be >= 1, got {sampler_steps}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"DataRegression: fraction must be in (0, 1], got {fraction}")
+        self.t_min, self.t_max, self.sampler_steps, self.fraction = t_min, t_max, sampler_steps, fraction
+
+    def bind(self, context: TermContext) -> None:
+        super().bind(context)
+        self.needs_teacher()
+
+    def inputs(self, step: Step) -> TermInputs:
+        teacher, last = self.context.teacher, self.context.teacher.schedule.num_timesteps - 1
+        x = step.x[: max(1, round(self.fraction * step.x.shape[0]))]
+        t = torch.randint(round(self.t_min * last), round(self.t_max * last) + 1, (x.shape[0],), device=x.device)
+        x_t = teacher.q_sample(x, t, torch.randn_like(x))
+        return {"noised_data": x_t}, teacher.ddim_from(x_t, t, self.sampler_steps)
+
+    def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
+        return self.context.distance(outputs["noised_data"], targets)
+
+
 class DistributionMatching(LossTerm):
     """L_dmd with its fake score s_ψ and s_ψ's own loss and optimizer, as one unit (as SiD's ``sid_loss.py``).
 
