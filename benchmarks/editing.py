@@ -754,6 +754,35 @@ def examples_figure(panels: dict[str, list[Tensor]], row_labels: list[str]) -> F
 
 
 # -- command line ---------------------------------------------------------------------------------------------------
+# The multi-step sampler's settings a run may set for SIGN instead of the checkpoint's (checked by the module's own
+# validation): a sampler rule promoted after a model was trained is scored on that model.
+SAMPLER_OPTIONS = (
+    ("renoise_noise", str, "re-noising rule: fresh, initial or path"),
+    ("renoise_max_level", float, "top re-noising level, a fraction of T"),
+    ("renoise_spacing", str, "level spacing: even or constant"),
+    ("renoise_eta", float, "fresh noise mixed into the initial / path rules, in [0, 1]"),
+)
+
+
+def sampler_settings(model: GeneratorModule, args: argparse.Namespace) -> dict[str, Any]:
+    """Apply the sampler options given on the command line to ``model`` (``sampling.check_renoise_settings``, as its
+    constructor does) and return the settings it samples with."""
+    given = {name: getattr(args, name) for name, _, _ in SAMPLER_OPTIONS if getattr(args, name) is not None}
+    settings = {name: getattr(model, name) for name, _, _ in SAMPLER_OPTIONS} | given
+    try:
+        sampling.check_renoise_settings(
+            settings["renoise_noise"],
+            settings["renoise_max_level"],
+            settings["renoise_spacing"],
+            settings["renoise_eta"],
+        )
+    except ValueError as error:
+        raise SignsError(f"{args.sign}: {error} (--renoise-* options)") from None
+    for name, value in settings.items():
+        setattr(model, name, value)
+    return settings
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.editing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -781,6 +810,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds the subsets, the corruptions and the editors")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--smoke", action="store_true", help="16 digits (8 to tune): checks the pipeline only")
+    for name, kind, text in SAMPLER_OPTIONS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"SIGN's {text} (default: the checkpoint's)")
     args = parser.parse_args(argv)
     if args.tune_images is None:
         args.tune_images = 8 if args.smoke else 100
@@ -820,6 +851,7 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(args.output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     sign, teacher, ign = load_models(args, device)
+    sign_sampler = sampler_settings(sign, args)
     datamodule = held_out_module(sign.image_shape[-1])
     scorer = EditScorer(datamodule, device, args.batch_size)
     clean, labels, keys = pick_digits(datamodule, args.num_images, args.seed)
@@ -839,7 +871,8 @@ def main(argv: list[str] | None = None) -> Path:
     summary = {
         "settings": {
             "argv": args.argv, "device": device_name(device), "sign": args.sign, "ign": args.ign,
-            "teacher": teacher.source, "num_images": args.num_images, "tune_images": args.tune_images,
+            "sign_sampler": sign_sampler, "teacher": teacher.source, "num_images": args.num_images,
+            "tune_images": args.tune_images,
             "blind_levels": sorted({t for grid in grids.values() for t in grid}),
             "blind_level_criterion": "mean classifier accuracy over all corruptions of the tuning digits; ties: PSNR",
             "image_size": sign.image_shape[-1], "seed": args.seed, "sign_nfe": args.sign_nfe,

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import TINY
+from helpers import TINY, tiny_sign
 from torch import Tensor, nn
 
 from benchmarks import editing as bench
+from signs_lightning.core.errors import SignsError
 from signs_lightning.core.randomness import seeded_generator
 from signs_lightning.diffusion.schedule import NoiseSchedule
 from signs_lightning.diffusion.score_model import ScoreModel, load_teacher
@@ -179,3 +180,17 @@ def test_tuning_and_scored_digits_are_disjoint() -> None:
     _, _, scored = bench.pick_digits(datamodule, 400, seed=0)
     _, labels, tuning = bench.pick_digits(datamodule, 100, seed=0, last=True)
     assert not set(scored.tolist()) & set(tuning.tolist()) and len(set(labels.tolist())) == 10
+
+
+def test_sampler_options_override_the_checkpoints_and_are_checked(tiny_teacher_dir) -> None:
+    model = tiny_sign(tiny_teacher_dir, reg=False)
+    argv = ["--sign", "ckpt", "--renoise-noise", "path", "--renoise-spacing", "constant", "--renoise-eta", "0.4"]
+    settings = bench.sampler_settings(model, bench.parse_args(argv))
+    assert settings == {"renoise_noise": "path", "renoise_max_level": model.renoise_max_level,
+                        "renoise_spacing": "constant", "renoise_eta": 0.4}  # fmt: skip
+    assert (model.renoise_noise, model.renoise_spacing, model.renoise_eta) == ("path", "constant", 0.4)
+    assert model.renoise_timesteps(3) == [model.renoise_timesteps(2)[0]] * 2
+    with pytest.raises(SignsError, match="renoise_eta > 0"):
+        bench.sampler_settings(
+            tiny_sign(tiny_teacher_dir, reg=False), bench.parse_args(["--sign", "c", "--renoise-eta", "0.4"])
+        )

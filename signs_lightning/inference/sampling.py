@@ -53,6 +53,20 @@ def one_step(f: Network, z: Tensor) -> Tensor:
     return f(z)
 
 
+def check_renoise_settings(noise: str, max_level: float, spacing: str = "even", eta: float = 0.0) -> None:
+    """ValueError naming the ``renoise_*`` setting that is out of range, or that does not go with the others."""
+    if noise not in ("fresh", "initial", "path"):
+        raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {noise!r}")
+    if not 0 < max_level <= 1:
+        raise ValueError(f"renoise_max_level must be in (0, 1], got {max_level}")
+    if spacing not in RENOISE_SPACINGS:
+        raise ValueError(f"renoise_spacing must be 'even' or 'constant', got {spacing!r}")
+    if not 0 <= eta <= 1:
+        raise ValueError(f"renoise_eta must be in [0, 1], got {eta}")
+    if eta > 0 and noise == "fresh":
+        raise ValueError(f"renoise_eta > 0 (got {eta}) needs renoise_noise 'initial' or 'path', got 'fresh'")
+
+
 def renoise_timesteps(
     schedule: NoiseSchedule,
     nfe: int,

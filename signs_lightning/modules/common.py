@@ -153,8 +153,7 @@ class GeneratorModule(ScoredModule):
             )
         if any(k < 1 for k in sample_nfe):
             raise ValueError(f"sample_nfe entries must be >= 1, got {sample_nfe}")
-        if not 0 < renoise_max_level <= 1:
-            raise ValueError(f"renoise_max_level must be in (0, 1], got {renoise_max_level}")
+        sampling.check_renoise_settings(renoise_noise, renoise_max_level, renoise_spacing, renoise_eta)
         if max_consecutive_skips < 1:
             raise ValueError(f"max_consecutive_skips must be >= 1, got {max_consecutive_skips}")
         if predict_samples < 1 or predict_nfe < 1:
@@ -169,16 +168,6 @@ class GeneratorModule(ScoredModule):
         self.gradient_clip_norm = gradient_clip_norm
         self.sample_nfe = list(sample_nfe)
         self.renoise_max_level = renoise_max_level
-        if renoise_noise not in ("fresh", "initial", "path"):
-            raise ValueError(f"renoise_noise must be 'fresh', 'initial' or 'path', got {renoise_noise!r}")
-        if not 0 <= renoise_eta <= 1:
-            raise ValueError(f"renoise_eta must be in [0, 1], got {renoise_eta}")
-        if renoise_eta > 0 and renoise_noise == "fresh":
-            raise ValueError(
-                f"renoise_eta > 0 (got {renoise_eta}) needs renoise_noise 'initial' or 'path', got 'fresh'"
-            )
-        if renoise_spacing not in sampling.RENOISE_SPACINGS:
-            raise ValueError(f"renoise_spacing must be 'even' or 'constant', got {renoise_spacing!r}")
         self.renoise_noise = renoise_noise
         self.renoise_eta = renoise_eta
         self.renoise_spacing = renoise_spacing
