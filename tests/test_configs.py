@@ -140,12 +140,14 @@ SECOND_STAGES = {
     "sign_cifar10_dmd.yaml": "sign_cifar10.yaml",
     "sign_celeba64_dmd.yaml": "sign_celeba64.yaml",
 }
+# Short stages after the second, from its last checkpoint.
+THIRD_STAGES = {"sign_mnist_data.yaml": "sign_mnist_dmd.yaml"}
 
 
 def test_the_second_stages_are_the_experiments_that_start_from_a_checkpoint() -> None:
     for config in EXPERIMENTS:
         init_args = (yaml.safe_load(config.read_text()).get("model") or {}).get("init_args") or {}
-        assert ("init_from" in init_args) == (config.name in SECOND_STAGES), config.name
+        assert ("init_from" in init_args) == (config.name in SECOND_STAGES | THIRD_STAGES), config.name
     for second, first in SECOND_STAGES.items():
         assert first in layer_names(ROOT / "configs" / second), second
 
@@ -170,6 +172,20 @@ def test_a_second_stage_starts_from_its_first_stage_default_checkpoint(second: s
     assert stage2["model"]["init_args"]["gen_every"] == 5
     for term in ("rec", "idem", "flow", "reg"):
         assert stage2["model"]["init_args"][term] == stage1["model"]["init_args"][term], term
+
+
+@pytest.mark.parametrize(("third", "second"), THIRD_STAGES.items(), ids=list(THIRD_STAGES))
+def test_a_third_stage_starts_from_its_second_stage_default_checkpoint(third: str, second: str) -> None:
+    stage2 = printed_config(config_args(ROOT / "configs" / second))
+    stage3 = printed_config(config_args(ROOT / "configs" / third))
+    root = stage2["trainer"]["default_root_dir"]
+    assert stage3["model"]["init_args"]["init_from"] == f"{root}/checkpoints/last.ckpt"
+    assert stage3["trainer"]["default_root_dir"] != root and stage3["data"] == stage2["data"]
+    assert [term["class_path"] for term in stage3["model"]["init_args"]["extra_losses"]] == [
+        "signs_lightning.losses.DataRegression"
+    ]
+    for term in ("rec", "idem", "flow", "reg", "dmd"):
+        assert stage3["model"]["init_args"][term] == stage2["model"]["init_args"][term], term
 
 
 def chain_commands(text: str) -> list[str]:

@@ -98,3 +98,14 @@ PY
   --output lab/results/multistep/eta_stage2_constant.json
 .venv/bin/python -m lab.studies.renoise_levels $STAGE1 --noise path --nfe 2 3 4 --max-levels 0.2 0.4 --eta 0.3 0.5 --constant \
   --output lab/results/multistep/eta_stage1_constant2.json
+# What `make demo` reports for its stage-1 model with the promoted rule (constant 0.3·T, eta 0.4): 11.82 / 2.78 / 2.72.
+.venv/bin/python - <<'PY'
+from signs_lightning.commands.loading import load_generator
+from signs_lightning.data import EmbeddedMNISTDataModule
+from signs_lightning.evaluation.scoring import score_classifier_features
+model = load_generator("runs/demo/sign_logs/checkpoints/last.ckpt")
+model.renoise_noise, model.renoise_max_level, model.renoise_spacing, model.renoise_eta = "path", 0.3, "constant", 0.4
+data = EmbeddedMNISTDataModule(image_size=16)
+data.setup("validate")
+print(score_classifier_features(model, data, 2000, [1, 2, 4], [], prefix="sign"))
+PY
