@@ -375,11 +375,41 @@ def test_the_model_card_states_teacher_config_fids_and_grid(exported, tiny_teach
     assert card.data.library_name == "diffusers" and "sign" in card.data.tags
     for nfe, value in FIDS.items():
         assert f"| {nfe} | {value} |" in card.text
-    assert "Measured as: 2,000 samples, LeNet features." in card.text
-    assert str(tiny_teacher_dir) in card.text and "max_generator_steps: 2" in card.text
+    assert "| 1 | 40.2 | given on the command line: 2,000 samples, LeNet features |" in card.text
+    assert f"Teacher: `{tiny_teacher_dir.name}` (a local folder" in card.text and "max_generator_steps: 2" in card.text
     assert "![samples](samples.png)" in card.text and (exported / "samples.png").is_file()
     shipped = ROOT / "signs_lightning" / "inference" / "pipeline.py"
     assert (exported / "pipeline.py").read_text() == shipped.read_text()
+
+
+def test_a_card_takes_the_checkpoints_validation_and_whole_config_and_names_no_local_path(
+    checkpoint, tiny_teacher_dir, tmp_path, tmp_path_factory
+) -> None:
+    # The fit's run folder, with a recorded last validation (what GeneratorModule.on_save_checkpoint would write).
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(checkpoint.parents[1] / "config.yaml", run / "config.yaml")
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    metrics = {"val/fid1k_lenet16_nfe1": 47.123, "val/fid1k_lenet16_nfe2": 41.0, "val/teacher_fid1k_lenet16_nfe1": 9.0}
+    saved["signs_validation"] = {"generator_step": 2, "metrics": metrics}
+    torch.save(saved, run / "checkpoints" / "last.ckpt")
+    assert saved["signs_teacher"]["source"] == str(tiny_teacher_dir) and tiny_teacher_dir.is_absolute()
+
+    main(["export", str(run / "checkpoints" / "last.ckpt"), "--output", str(tmp_path / "out"), "--fid", "2=39.5"])
+    text = (tmp_path / "out" / "README.md").read_text()
+    where = "the checkpoint's last validation (generator step 2), 1,000 samples, lenet16 features"
+    assert f"| 1 | 47.12 | {where} |" in text
+    assert "| 2 | 39.5 | given on the command line |" in text and "41.00" not in text and "9.00" not in text
+    # The whole training configuration: data, trainer, the generator's optimizer and the evaluator.
+    assert "From the run's config.yaml" in text
+    for line in ("class_path: signs_lightning.data.EmbeddedMNISTDataModule", "strategy: auto", "generator_optimizer:"):
+        assert line in text
+    assert "evaluator: null" in text and "seed_everything: 0" in text
+    # No local path: the teacher by folder name and fingerprint, the usage by the folder's name.
+    for local in (str(tiny_teacher_dir), str(tmp_path_factory.getbasetemp()), str(Path.home()) + "/"):
+        assert local not in text
+    assert saved["signs_teacher"]["fingerprint"] in text and f"`{tiny_teacher_dir.name}`" in text
+    assert 'DiffusionPipeline.from_pretrained("out"' in text
 
 
 def test_pipeline_edits_equal_signs_edit_s(model, exported) -> None:

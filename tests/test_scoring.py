@@ -67,6 +67,13 @@ def test_validation_demo_and_benchmark_give_the_same_numbers(tiny_teacher_dir) -
         assert shown[f"sign/{name}"] == value
     # Validation's are per batch, under their own seeds.
     assert {"val/idempotence_error", "val/reconstruction_error"} <= set(logged)
+    # A checkpoint keeps the last validation's scores (the model card of an export made from it reads them).
+    saved = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(saved)
+    assert saved["signs_validation"]["generator_step"] == 0
+    for k in (1, 2):
+        key = f"val/fid64_lenet8_nfe{k}"
+        assert saved["signs_validation"]["metrics"][key] == pytest.approx(logged[key])
 
 
 def test_teacher_module_validates_through_the_same_scoring(tmp_path) -> None:

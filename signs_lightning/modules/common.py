@@ -495,6 +495,8 @@ class GeneratorModule(ScoredModule):
         }
         if self.teacher is not None:
             checkpoint["signs_teacher"] = {"source": self.teacher.source, "fingerprint": self.teacher.fingerprint()}
+        if getattr(self, "last_validation", None):
+            checkpoint["signs_validation"] = self.last_validation
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         counters = checkpoint.get("signs_counters", {})
@@ -502,6 +504,8 @@ class GeneratorModule(ScoredModule):
         self.global_batches = int(counters.get("global_batches", 0))
         self.skipped_updates = int(counters.get("skipped_updates", 0))
         self.seed = counters.get("seed")
+        # A resumed run's next checkpoint keeps the last validation until it validates again.
+        self.last_validation = checkpoint.get("signs_validation")
         recorded = checkpoint.get("signs_teacher")
         if self.teacher is not None and recorded is not None and recorded["fingerprint"] != self.teacher.fingerprint():
             raise ValueError(

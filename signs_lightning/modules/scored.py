@@ -59,7 +59,13 @@ class ScoredModule(L.LightningModule):
         # The sanity check only proves the loop runs; a full FID there would double the first validation's cost.
         if self.evaluator is not None and not self.trainer.sanity_checking:
             # Every rank computed the same values (the evaluator all-reduces): no sync_dist needed.
-            self.log_dict(self.score("val"))
+            scores = self.score("val")
+            self.log_dict(scores)
+            # Kept for the checkpoint (and so for the model card of an export made from it).
+            self.last_validation = {
+                "generator_step": getattr(self, "generator_steps", None),
+                "metrics": {k: float(v) for k, v in scores.items()},
+            }
         self.log_sample_grid()
 
     def log_sample_grid(self) -> None:
