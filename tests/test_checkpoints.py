@@ -3,7 +3,9 @@ saved on SIGTERM."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +18,13 @@ import torch
 import yaml
 from helpers import write_config
 
-from signs_lightning.core.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from signs_lightning.core.checkpoint_io import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    CheckpointSaveError,
+    read_checkpoint,
+)
+from signs_lightning.core.errors import SignsError
 from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args
 from signs_lightning.run.cli import SIGTERM_EXIT, cli_main
 
@@ -78,6 +86,41 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_no_temporary_file(tmp_p
     with pytest.raises(RuntimeError, match="disk full"):
         AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "x": Unpicklable()}, path)
     assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+TORCH_WRITER_FAILURE = (
+    "[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/0: file write failed"
+)
+
+
+@pytest.mark.parametrize(
+    "failure,expected",
+    [
+        (RuntimeError(TORCH_WRITER_FAILURE), r"the write failed, most likely because the disk is full \(Pytorch"),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+    ],
+    ids=["torch_writer", "enospc"],
+)
+def test_a_full_disk_during_a_save_is_one_line_naming_the_checkpoint(tmp_path, monkeypatch, failure, expected):
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    def full_disk(obj, handle):
+        handle.write(b"PK partial")
+        raise failure
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointSaveError) as raised:
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    message = str(raised.value)
+    assert isinstance(raised.value, SignsError) and "\n" not in message
+    assert message.startswith(f"could not save checkpoint {path}: ")
+    assert re.search(expected, message), message
+    assert "enforce fail" not in message
+    assert "free space" in message and "--trainer.default_root_dir" in message
+    assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 

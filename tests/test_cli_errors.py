@@ -3,6 +3,7 @@ and what to do (status 1, no traceback), or in the right behaviour."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
@@ -222,3 +223,79 @@ def test_a_cuda_device_without_cuda_is_a_one_line_error(trained, tmp_path, monke
     assert line.startswith(f"signs {command[0]}: error: {option[0]} {option[1]}: no CUDA device is available here ")
     assert f"(torch.cuda.is_available() is False): use {option[0]} cpu (SIGNS_DEBUG=1" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_signs_help_lists_every_command_with_a_description(capsys) -> None:
+    from signs_lightning.run.cli import COMMAND_HELP, COMMANDS
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # help wraps lines to the terminal's width
+    assert set(COMMAND_HELP) == {"fit", "validate", "test", "predict", *COMMANDS}
+    for name, description in COMMAND_HELP.items():
+        assert f" {name} {description}" in out, name
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line(trained, tmp_path, monkeypatch, capsys) -> None:
+    # It used to end in a 65-line double traceback from torch.save ("enforce fail at inline_container.cc") naming
+    # no path.
+    def full_disk(checkpoint, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("signs_lightning.core.checkpoint_io.atomic_torch_save", full_disk)
+    code, line, _ = signs(fit_args(trained, tmp_path / "run"), capsys)
+    assert code == 1
+    assert line.startswith(f"signs fit: error: could not save checkpoint {tmp_path / 'run' / 'checkpoints'}")
+    assert ": no space left on device (the previous file there, if any, is unchanged): free space" in line
+    assert "--trainer.default_root_dir" in line
+
+
+def validate_with_teacher(trained: Path, root: Path, teacher: str, ckpt: Path | None = None) -> list[str]:
+    """``signs validate`` of the fit's checkpoint with a config naming ``teacher`` (the README's command)."""
+    settings = yaml.safe_load((trained / "fit.yaml").read_text())
+    settings["model"]["init_args"]["teacher"] = teacher
+    config = root / "validate.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    ckpt = ckpt or trained / "checkpoints" / "last.ckpt"
+    return ["validate", "--config", str(config), "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(root)]
+
+
+def test_validate_takes_the_checkpoints_teacher_when_the_configs_does_not_exist(
+    trained, tiny_teacher_dir, tmp_path, monkeypatch, capsys, caplog
+) -> None:
+    # configs/sign_mnist.yaml names teachers/mnist16; the demo's checkpoint was trained with runs/demo/teacher.
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("INFO"):
+        code, _, out = signs(validate_with_teacher(trained, tmp_path, "teachers/mnist16"), capsys)
+    assert code is None and "idem. error" in out
+    assert (
+        f"teacher teachers/mnist16 (model.init_args.teacher) does not exist: using {tiny_teacher_dir}, the teacher "
+        f"checkpoint {trained / 'checkpoints' / 'last.ckpt'} was trained with (its fingerprint "
+    ) in caplog.text
+
+
+def test_the_checkpoints_teacher_is_refused_when_its_fingerprint_differs(trained, tmp_path, monkeypatch, capsys):
+    # The fallback cannot pick another teacher silently: the recorded fingerprint is checked when the checkpoint loads.
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint["signs_teacher"]["fingerprint"] = "0123456789abcdef"
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    code, line, _ = signs(validate_with_teacher(trained, tmp_path, "teachers/mnist16", tmp_path / "other.ckpt"), capsys)
+    assert code == 1
+    assert "(fingerprint 0123456789abcdef), but the teacher loaded from" in line
+
+
+def test_a_checkpoint_without_a_teacher_fingerprint_names_the_flag(trained, tiny_teacher_dir, tmp_path, capsys):
+    import torch
+
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+    del checkpoint["signs_teacher"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    absent = str(tmp_path / "absent")
+    code, line, _ = signs(validate_with_teacher(trained, tmp_path, absent, tmp_path / "old.ckpt"), capsys)
+    assert code == 1
+    assert line.startswith(f"signs validate: error: teacher {absent} (model.init_args.teacher) does not exist; ")
+    assert f"if it is, add --model.init_args.teacher {tiny_teacher_dir} (SIGNS_DEBUG=1" in line

@@ -74,3 +74,33 @@ def test_harness_lab_and_scripts_use_the_package_not_the_tests_or_the_demo() -> 
                 assert not name.startswith("tests") and not (ROOT / "tests" / f"{name}.py").exists(), (
                     f"{path} imports {name} from tests/"
                 )
+
+
+def test_every_third_party_module_the_package_imports_is_a_declared_dependency() -> None:
+    import importlib.metadata
+    import re
+    import sys
+
+    import pytest
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {normal(Requirement(r).name) for r in project["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()  # import name -> distributions: yaml -> PyYAML
+    imported = {
+        name.split(".")[0]: path
+        for path in PACKAGE.rglob("*.py")
+        for name in imported_modules(path)
+        if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "signs_lightning"
+    }
+    undeclared = {
+        module: f"{path.relative_to(ROOT)} (distribution {'/'.join(distributions.get(module, ['not installed']))})"
+        for module, path in sorted(imported.items())
+        if not declared & {normal(d) for d in distributions.get(module, [module])}
+    }
+    assert undeclared == {}, "imported by signs_lightning but not in pyproject's dependencies"

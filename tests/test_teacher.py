@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import write_tiny_teacher
 from diffusers import DDIMScheduler
 from helpers import SCHEDULE_GRID
@@ -117,8 +120,43 @@ def test_missing_teacher_names_what_to_do(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="unet/config.json"):
         load_teacher(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="huggingface-cli download"):
+    with pytest.raises(FileNotFoundError, match="`hf download no-such-org/no-such-teacher-xyz`"):
         load_teacher("no-such-org/no-such-teacher-xyz")
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("teachers/mnist16", "`signs fit --config configs/teacher_mnist.yaml` trains the teacher and exports it there"),
+        ("./teachers/ddpm-celeba64", "`signs fit --config configs/teacher_celeba64.yaml` trains the teacher"),
+        ("runs/nothing", "point model.init_args.teacher at a diffusers pipeline folder"),  # runs/ exists: a path
+        ("/no/such/teacher", "point model.init_args.teacher at a diffusers pipeline folder"),
+    ],
+    ids=["mnist_export", "celeba_export", "under_a_folder", "absolute"],
+)
+def test_a_missing_local_teacher_folder_says_how_to_make_it(tmp_path, monkeypatch, source, expected) -> None:
+    # `teachers/mnist16` used to be taken for a hub id: `huggingface-cli download teachers/mnist16`.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError) as raised:
+        load_teacher(source)
+    message = str(raised.value)
+    assert message.startswith(f"teacher folder {os.path.abspath(Path(source).expanduser())} does not exist: ")
+    assert expected in message and "make demo" in message and "download" not in message
+
+
+def test_the_teacher_exports_are_where_the_teacher_configs_write() -> None:
+    import inspect
+
+    from signs_lightning.diffusion.score_model import TEACHER_EXPORTS
+    from signs_lightning.modules import TeacherModule
+
+    default = inspect.signature(TeacherModule.__init__).parameters["output_dir"].default
+    root = Path(__file__).resolve().parents[1]
+    for folder, command in TEACHER_EXPORTS.items():
+        config = root / command.split("--config ")[1]
+        output_dir = (yaml.safe_load(config.read_text())["model"].get("init_args") or {}).get("output_dir", default)
+        assert output_dir == folder, config
 
 
 def test_ddim_timesteps_rejects_bad_counts() -> None:

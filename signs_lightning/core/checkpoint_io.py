@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,10 @@ from signs_lightning.core.errors import SignsError, first_line
 
 class CheckpointError(SignsError, ValueError):
     """A checkpoint file exists but cannot be used; the message names the file and what to do."""
+
+
+class CheckpointSaveError(SignsError, OSError):
+    """A checkpoint could not be written (disk full …); the message names the file and what to do."""
 
 
 def read_checkpoint(
@@ -71,15 +77,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A kill during a save leaves the previous ``last.ckpt`` intact instead of a truncated one (Lightning's own
     save goes through the system temporary folder and ``shutil.move``, which is a copy when that folder is on
-    another file system). Local checkpoints are read through ``read_checkpoint``, so a bad file passed to
-    ``--ckpt_path`` gets a one-line error naming it. Remote paths (``s3://`` …) use Lightning's implementation.
+    another file system); a save that fails for want of space (or any other ``OSError``) raises a one-line
+    ``CheckpointSaveError`` naming the file, and leaves no temporary file. Local checkpoints are read through
+    ``read_checkpoint``, so a bad file passed to ``--ckpt_path`` gets a one-line error naming it. Remote paths
+    (``s3://`` …) use Lightning's implementation.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None or not _is_local_file_protocol(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        atomic_torch_save(checkpoint, Path(path))
+        try:
+            atomic_torch_save(checkpoint, Path(path))
+        except (OSError, RuntimeError) as error:
+            reason = _why_the_write_failed(error)
+            if reason is None:  # a RuntimeError from elsewhere than torch's file writer: not about the disk
+                raise
+            # atomic_torch_save removed its temporary file; the previous checkpoint at ``path`` is untouched.
+            raise CheckpointSaveError(
+                f"could not save checkpoint {path}: {reason} (the previous file there, if any, is unchanged): "
+                "free space on that disk, or point --trainer.default_root_dir (or the ModelCheckpoint's dirpath) "
+                "at another disk"
+            ) from error
 
     def load_checkpoint(
         self,
@@ -90,6 +109,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not _is_local_file_protocol(path):
             return super().load_checkpoint(path, map_location, weights_only)
         return read_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+
+def _why_the_write_failed(error: OSError | RuntimeError) -> str | None:
+    """What went wrong writing a checkpoint, in a few words; None for a RuntimeError not from torch's file writer.
+
+    A full disk reaches ``torch.save`` either as an ``OSError`` (ENOSPC) or, from its C++ zip writer, as a
+    ``RuntimeError`` such as "[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file
+    data/0: file write failed".
+    """
+    if isinstance(error, OSError):
+        if error.errno in _DISK_FULL:
+            return _DISK_FULL[error.errno]
+        return error.strerror.lower() if error.strerror else first_line(error)
+    message = first_line(error)
+    if not any(mark in message for mark in ("inline_container", "PytorchStreamWriter", "file write failed")):
+        return None
+    gist = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", message).strip()
+    return f"the write failed, most likely because the disk is full ({gist})"
+
+
+_DISK_FULL = {errno.ENOSPC: "no space left on device"}
+if hasattr(errno, "EDQUOT"):  # not on Windows
+    _DISK_FULL[errno.EDQUOT] = "disk quota exceeded"
 
 
 def with_atomic_checkpoint_io(plugins: Any) -> list[Any]:

@@ -162,11 +162,7 @@ def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) 
     except (OSError, ValueError) as error:
         if folder is not None:
             raise FileNotFoundError(f"teacher folder {folder}: {first_line(error)}") from error
-        raise FileNotFoundError(
-            f"teacher {source!r}: the folder {os.path.abspath(Path(source).expanduser())} does not exist, and no "
-            "hub model of that name is in the Hugging Face cache: point model.init_args.teacher at a diffusers "
-            f"pipeline folder, or with network access run `huggingface-cli download {source}`"
-        ) from error
+        raise FileNotFoundError(_missing_teacher(source)) from error
     components, listed_in = _pipeline_components(folder, source)
     check_distillable(location, components, unet_config, scheduler_config, listed_in)
     try:
@@ -174,6 +170,60 @@ def load_teacher(source: str | os.PathLike, dtype: torch.dtype = torch.float32) 
     except (OSError, ValueError) as error:
         raise FileNotFoundError(f"teacher {location}: cannot load unet/ weights: {first_line(error)}") from error
     return ScoreModel(unet, NoiseSchedule.from_scheduler_config(scheduler_config), source=location).freeze()
+
+
+# The teacher folders the configs export, and the command that makes each (TeacherModule's output_dir).
+TEACHER_EXPORTS = {
+    "teachers/mnist16": "signs fit --config configs/teacher_mnist.yaml",
+    "teachers/ddpm-celeba64": "signs fit --config configs/teacher_celeba64.yaml",
+}
+
+
+def teacher_available(source: str) -> bool:
+    """Whether ``source`` is an existing local folder, or a hub id whose pipeline is in the Hugging Face cache."""
+    if Path(source).expanduser().exists():
+        return True
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return _cached_hub_file(source, "unet/config.json") is not None
+
+
+def _export_command(source: str) -> str | None:
+    """The command that makes ``source`` when it is one of the configs' teacher folders (``TEACHER_EXPORTS``)."""
+    return TEACHER_EXPORTS.get(Path(source).as_posix().removeprefix("./").rstrip("/"))
+
+
+def _missing_teacher(source: str, path_only: bool = False) -> str:
+    """What to do about a teacher that is neither a folder here nor a hub id in the cache.
+
+    ``teachers/mnist16`` is both a relative path and a well-formed hub id: it reads as a path when a config exports
+    a teacher there (``TEACHER_EXPORTS``) or its parent folder exists, else as a hub id. ``path_only``: ``source``
+    cannot be a hub id (``./x``, ``/x``, ``a/b/c``).
+    """
+    path = Path(source).expanduser()
+    folder = os.path.abspath(path)
+    make = _export_command(source)
+    if make is not None:
+        return (
+            f"teacher folder {folder} does not exist: `{make}` trains the teacher and exports it there (`make demo` "
+            "writes its own to runs/demo/teacher), or point model.init_args.teacher at another diffusers pipeline "
+            "folder"
+        )
+    if path_only or (len(path.parts) > 1 and path.parent.is_dir()):
+        return (
+            f"teacher folder {folder} does not exist: point model.init_args.teacher at a diffusers pipeline folder "
+            "(model_index.json, unet/, scheduler/), e.g. teachers/mnist16, which "
+            f"`{TEACHER_EXPORTS['teachers/mnist16']}` makes (`make demo` writes its teacher to runs/demo/teacher)"
+        )
+    return (
+        f"teacher {source!r}: the folder {folder} does not exist, and no hub model of that name is in the Hugging "
+        f"Face cache: with network access run `hf download {source}`, or point model.init_args.teacher at a "
+        f"diffusers pipeline folder (e.g. teachers/mnist16, which `{TEACHER_EXPORTS['teachers/mnist16']}` makes)"
+    )
 
 
 # The pipeline files load_teacher reads, with what each one is, for the message when one is missing.
@@ -198,11 +248,10 @@ def _teacher_folder(source: str) -> Path | None:
         try:
             validate_repo_id(source)
         except HFValidationError:
-            raise FileNotFoundError(
-                f"teacher folder {folder} does not exist: point model.init_args.teacher at a diffusers pipeline "
-                "folder (model_index.json, unet/, scheduler/), e.g. the output of "
-                "`signs fit --config configs/teacher_mnist.yaml`, or at a Hugging Face hub id"
-            ) from None
+            raise FileNotFoundError(_missing_teacher(source, path_only=True)) from None
+        if _export_command(source) is not None and _cached_hub_file(source, "unet/config.json") is None:
+            # A config's export folder, not made yet: no hub model to ask for (offline, that takes ~30 s of retries).
+            raise FileNotFoundError(_missing_teacher(source))
         return None
     layout = (
         "Expected the diffusers pipeline layout written by `DDPMPipeline.save_pretrained(dir)` (model_index.json, "

@@ -52,6 +52,41 @@ def check_model_class(ckpt_path: str, hparams: dict[str, Any], model_class: str)
     )
 
 
+def recorded_teacher(ckpt_path: str, checkpoint: dict[str, Any], given: dict[str, Any]) -> str | None:
+    """The teacher ``checkpoint`` was trained with, to use instead of a given ``teacher`` that does not exist.
+
+    The README's ``signs validate --config configs/sign_mnist.yaml --ckpt_path $CKPT`` on the demo's checkpoint: the
+    config names ``teachers/mnist16``, the demo trained with ``runs/demo/teacher``. The checkpoint's teacher is taken
+    only when the checkpoint records its fingerprint, which the module checks when it loads the checkpoint
+    (``GeneratorModule.on_load_checkpoint``): a different teacher at that path is refused, never used silently.
+
+    Returns:
+        The recorded teacher's source; None to keep the given teacher (it exists, none is given, or the recorded
+        one does not exist either: loading the given one then says what is missing).
+
+    Raises:
+        CheckpointError: the recorded teacher exists but the checkpoint holds no fingerprint to check it by (the
+            message names the flag that uses it).
+    """
+    from signs_lightning.diffusion.score_model import teacher_available
+
+    teacher = given.get("teacher")
+    if not isinstance(teacher, str) or teacher_available(teacher):
+        return None
+    record = checkpoint.get("signs_teacher")
+    record = record if isinstance(record, dict) else {}
+    source = record.get("source") or (checkpoint.get("hyper_parameters") or {}).get("teacher")
+    if not isinstance(source, str) or source == teacher or not teacher_available(source):
+        return None
+    if not record.get("fingerprint"):
+        raise CheckpointError(
+            f"teacher {teacher} (model.init_args.teacher) does not exist; checkpoint {ckpt_path} was trained with "
+            f"teacher {source}, which does, but it records no fingerprint to check that it is still the same "
+            f"teacher: if it is, add --model.init_args.teacher {source}"
+        )
+    return source
+
+
 def merge_model_args(
     hparams: dict[str, Any], given: dict[str, Any], current: dict[str, Any], model_class: str
 ) -> ModelArgs:

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 from signs_lightning.core.checkpoint_io import read_checkpoint, with_atomic_checkpoint_io
 from signs_lightning.core.errors import DEBUG_ENV, SignsError, debugging, one_line, underlying
 from signs_lightning.data.errors import CorruptDatasetError
-from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args
+from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args, recorded_teacher
 from signs_lightning.run.config_layers import with_bases
 from signs_lightning.run.process_group import close_process_group
 
@@ -28,6 +28,18 @@ COMMANDS = {
     "sample": "signs_lightning.commands.sample:main",
     "edit": "signs_lightning.commands.edit:main",
     "export": "signs_lightning.commands.export:main",
+}
+# What ``signs --help`` says of each command, in one line (LightningCLI's own come from the Trainer's docstrings,
+# cut off mid-sentence; ours have their own parsers, so the LightningCLI parser would not list them).
+COMMAND_HELP = {
+    "fit": "train the config's model (a SIGN generator, or a teacher); --ckpt_path resumes",
+    "validate": "evaluate a checkpoint on the validation set and print the table of metrics",
+    "test": "evaluate a checkpoint on the test set and print the table of metrics",
+    "predict": "generate images with a checkpoint into <default_root_dir>/samples",
+    "demo": "the main job on the embedded MNIST, end to end: teacher, SIGN distillation, samples and metrics",
+    "sample": "N images from a checkpoint or an exported folder",
+    "edit": "zero-shot editing of image files (denoise, inpaint, colorize, project) with a trained generator",
+    "export": "a checkpoint's EMA generator as a self-contained diffusers folder, with a model card",
 }
 SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
 # ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/run/resume.py "last").
@@ -47,9 +59,11 @@ class SignsCLI(LightningCLI):
       loaded right before it unless given earlier;
     - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
       must be the config's, and model arguments given on the command line or in the config win over those saved
-      in the checkpoint, which only fill in the rest (logged);
+      in the checkpoint, which only fill in the rest (logged); a teacher the config names that does not exist gives
+      way to the one the checkpoint records, if that one exists and its fingerprint is recorded (checked on load);
     - ``validate`` / ``test`` / ``predict`` refuse to run without ``--ckpt_path`` unless ``--allow_untrained true``;
     - a fit stopped by SIGTERM exits with status 143 naming the checkpoint ``callbacks.ModelCheckpoint`` saved.
+    - ``signs --help`` lists ``COMMANDS`` (dispatched by ``main``) beside fit/validate/test/predict.
     """
 
     _args: Any = None  # as parsed (bases added): parsed again without defaults to tell given model arguments
@@ -62,6 +76,16 @@ class SignsCLI(LightningCLI):
             default=False,
             help="validate/test/predict without --ckpt_path: evaluate the model as built, i.e. untrained",
         )
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        """LightningCLI's subcommands, and ``COMMANDS`` (dispatched by ``main``) listed beside them in the help."""
+        super()._add_subcommands(parser, **kwargs)
+        action = parser._subcommands_action
+        for choice in action._choices_actions:
+            choice.help = COMMAND_HELP.get(choice.dest, choice.help)
+        for name in COMMANDS:
+            action._choices_actions.append(action._ChoicesPseudoAction(name, (), COMMAND_HELP.get(name)))
+        action.metavar = "{" + ",".join([*action.choices, *COMMANDS]) + "}"
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         if isinstance(args, (dict, Namespace)):
@@ -81,13 +105,22 @@ class SignsCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not _names_a_file(ckpt_path):
             return
-        hparams = read_checkpoint(ckpt_path, weights_only=True, mmap=True).get("hyper_parameters") or {}
+        checkpoint = read_checkpoint(ckpt_path, weights_only=True, mmap=True)
+        hparams = checkpoint.get("hyper_parameters") or {}
         model = self.config[subcommand].model
         check_model_class(ckpt_path, hparams, model.class_path)
         self._checked_ckpt_path = ckpt_path
         if not hparams:
             return
         given = self._given_model_args(subcommand)
+        teacher = recorded_teacher(ckpt_path, checkpoint, given)
+        if teacher is not None:
+            rank_zero_info(
+                f"teacher {given['teacher']} (model.init_args.teacher) does not exist: using {teacher}, the teacher "
+                f"checkpoint {ckpt_path} was trained with (its fingerprint "
+                f"{checkpoint['signs_teacher']['fingerprint']} is checked when the checkpoint loads)"
+            )
+            given = {**given, "teacher": teacher}
         merged = merge_model_args(hparams, given, model.init_args.as_dict(), model.class_path)
         update = {subcommand: {"model": {"class_path": model.class_path, "init_args": merged.init_args}}}
         self.config = self.parser.parse_object(update, self.config)
@@ -196,6 +229,9 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_kwargs={
+            "description": "SIGN: distil a diffusion teacher into a one-step generator, evaluate and use it."
+        },
         # A requeued job (SLURM) reuses its log dir: let it overwrite its own config.yaml.
         save_config_kwargs={"overwrite": True},
         args=args,
