@@ -34,11 +34,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.measure import median_seconds, synchronize
 from benchmarks.provenance import composed_config, write_results
+from signs_lightning.core.cache import atomic_torch_save
 from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.data.synthetic import write_cifar10_tree
 from signs_lightning.diffusion.teacher_pairs import generate_pairs
 from signs_lightning.evaluation import InceptionV3Features
-from signs_lightning.evaluation.inception_weights import inception_weights_path
+from signs_lightning.evaluation.inception_weights import rebuilt_inception_weights_path
 from signs_lightning.run.cli import cli_main
 from signs_lightning.run.config_layers import config_files
 
@@ -102,12 +103,13 @@ def write_teacher(path: Path, tiny: bool) -> int:
 
 
 def install_inception_fp16(path: Path) -> None:
-    """The Inception weights carried as float16 (to fit a transfer limit), restored as the float32 file
-    torch-fidelity loads. FIDs from it differ from the float32 weights' in the 4th digit: timings only."""
+    """The Inception weights carried as float16 (to fit a transfer limit), restored as a float32 file where only our
+    code loads it (the offline-rebuild slot under ``$SIGNS_CACHE``, never the hub cache's official name). FIDs from
+    it differ from the float32 weights' in the 4th digit: timings only."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    target = inception_weights_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, target)
+    atomic_torch_save(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, rebuilt_inception_weights_path()
+    )
 
 
 def rehearse(work: Path, accelerator: str, precision: str, fid_samples: int) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,53 @@ def test_the_documented_slurm_chain_points_stage_2_at_stage_1s_job_folder() -> N
             assert template == template_again and (ROOT / "scripts" / "slurm" / template).is_file(), command
             if document.suffix == ".sbatch":
                 assert template == document.name, command
+
+
+SBATCH_TEMPLATES = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
+CACHE_EXPORT = re.compile(r"^export SIGNS_CACHE=\$\{SIGNS_CACHE:-.+\}$", re.MULTILINE)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_every_sbatch_template_sets_signs_cache() -> None:
+    """Each template exports SIGNS_CACHE before srun: on $SCRATCH when there is one (shared by every rank and node,
+    off $HOME's quota), a caller's SIGNS_CACHE kept."""
+    assert SBATCH_TEMPLATES
+    for template in SBATCH_TEMPLATES:
+        text = template.read_text()
+        exports = CACHE_EXPORT.findall(text)
+        assert len(exports) == 1 and text.index(exports[0]) < text.index("srun signs fit"), template.name
+        cases = [
+            ({"HOME": "/home/u", "SCRATCH": "/scratch/u"}, "/scratch/u/.cache/signs_lightning"),
+            ({"HOME": "/home/u"}, "/home/u/.cache/signs_lightning"),
+            ({"HOME": "/home/u", "SCRATCH": "/scratch/u", "SIGNS_CACHE": "/mine"}, "/mine"),
+        ]
+        for env, expected in cases:
+            done = subprocess.run(
+                ["bash", "-c", f'set -euo pipefail; {exports[0]}; printf %s "$SIGNS_CACHE"'],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert (done.returncode, done.stdout) == (0, expected), (template.name, env, done.stderr)
+
+
+def test_sbatch_commands_in_the_docs_requeue_and_share_the_cache_like_the_templates() -> None:
+    """A raw ``sbatch --wrap`` in the docs asks for what the templates ask for: SIGUSR1 before the limit, requeue,
+    an appended log, ``--ckpt_path last``, and SIGNS_CACHE on shared scratch."""
+    wanted = ["--signal=SIGUSR1@90", "--requeue", "--open-mode=append", "--ckpt_path last", "SIGNS_CACHE="]
+    for template in SBATCH_TEMPLATES:
+        text = template.read_text()
+        assert all(flag in text for flag in wanted[:3]), template.name
+    commands = [
+        (document.name, line)
+        for document in sorted((ROOT / "docs").glob("*.md"))
+        for line in document.read_text().replace("\\\n", " ").splitlines()
+        if "sbatch " in line and "--wrap" in line
+    ]
+    assert commands
+    for name, command in commands:
+        assert all(flag in command for flag in wanted), (name, command)
 
 
 @pytest.mark.parametrize("name", ["sign_mnist.yaml", "ign_mnist.yaml"])

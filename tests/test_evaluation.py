@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -28,12 +29,15 @@ from signs_lightning.evaluation import (
     MomentAccumulator,
     format_table,
     frechet_distance,
+    inception_weights,
 )
 from signs_lightning.evaluation.fid import chunk_generator
 from signs_lightning.evaluation.inception_weights import (
+    INCEPTION_FILENAME,
     ensure_inception_weights,
     inception_weights_path,
     load_fid_helper_torchscript,
+    rebuilt_inception_weights_path,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,7 +291,8 @@ def test_offline_inception_matches_shipped_torchscript(
 ) -> None:
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SIGNS_CACHE", str(tmp_path / "signs"))
     extractor = InceptionV3Features(allow_download=False)
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
@@ -297,7 +302,7 @@ def test_offline_inception_matches_shipped_torchscript(
         resized = interpolate_bilinear_2d_like_tensorflow1x(pixels, size=(299, 299), align_corners=False)
         expected = load_fid_helper_torchscript()((resized - 128) / 128)
     assert no_network == []
-    assert inception_weights_path().is_file() and str(inception_weights_path()).startswith(str(tmp_path))
+    assert rebuilt_inception_weights_path().is_file() and not inception_weights_path().exists()
     assert features.shape == (2, 2048) and features.dtype == torch.float32
     torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-4)
 
@@ -306,13 +311,50 @@ def test_offline_inception_matches_shipped_torchscript(
 def test_inception_weights_fall_back_when_the_download_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[object]
 ) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     path = ensure_inception_weights(allow_download=True)
     assert len(no_network) >= 1  # it did try
+    assert path == rebuilt_inception_weights_path()
     state = torch.load(path, weights_only=True)
     assert state["Mixed_7c.branch_pool.conv.weight"].shape == (192, 2048, 1, 1)
     assert torch.isnan(state["fc.weight"]).all()  # no classifier in the TorchScript: logits must not look valid
     assert ensure_inception_weights(allow_download=True) == path and len(no_network) == 1  # cached now
+
+
+@fid_helper_missing
+def test_offline_inception_rebuild_goes_to_signs_cache_not_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[object]
+) -> None:
+    """The rebuild (NaN classifier) must never sit under the official name where torch-fidelity would load it."""
+    hub_home, signs = tmp_path / "torch", tmp_path / "signs"
+    monkeypatch.setenv("TORCH_HOME", str(hub_home))
+    monkeypatch.setenv("SIGNS_CACHE", str(signs))
+    path = ensure_inception_weights(allow_download=True)
+    assert path.is_file() and path.is_relative_to(signs) and path.parent == signs / "inception"
+    assert path.name.startswith("pt_inception-2015-12-05-rebuilt-") and path.name != INCEPTION_FILENAME
+    assert not hub_home.exists()  # not even a folder: nothing written under the hub dir
+    assert not any(p.name == INCEPTION_FILENAME for p in tmp_path.rglob("*"))
+
+
+def test_inception_weights_ignore_a_wrong_file_under_the_official_hub_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older rebuild left in the hub cache under the official name fails the hash check and is not used."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    stale = inception_weights_path()
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not the official weights")
+    rebuilt = rebuilt_inception_weights_path()
+    rebuilt.parent.mkdir(parents=True)
+    rebuilt.write_bytes(b"an earlier rebuild")
+    with caplog.at_level("WARNING", logger=inception_weights.__name__):
+        assert ensure_inception_weights(allow_download=False) == rebuilt
+    assert "not the official Inception file" in caplog.text
+    assert stale.read_bytes() == b"not the official weights"  # left alone: the hub dir is never written
+    monkeypatch.setattr(
+        inception_weights, "INCEPTION_SHA256_PREFIX", hashlib.sha256(stale.read_bytes()).hexdigest()[:8]
+    )
+    assert ensure_inception_weights(allow_download=False) == stale  # a file with the right hash is used as is
 
 
 # ------------------------------------------------------------------ DDP

