@@ -237,6 +237,17 @@ def test_signs_help_lists_every_command_with_a_description(capsys) -> None:
         assert f" {name} {description}" in out, name
 
 
+def test_an_unknown_command_names_every_command(capsys) -> None:
+    from signs_lightning.run.cli import COMMAND_HELP
+
+    with pytest.raises(SystemExit) as stop:
+        main(["bogus"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown command 'bogus'" in err
+    assert all(name in err for name in COMMAND_HELP)
+
+
 def test_a_full_disk_during_a_checkpoint_save_is_one_line(trained, tmp_path, monkeypatch, capsys) -> None:
     # It used to end in a 65-line double traceback from torch.save ("enforce fail at inline_container.cc") naming
     # no path.

@@ -242,6 +242,11 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> SignsCLI:
 def main(argv: list[str] | None = None) -> None:
     """``signs``: errors from bad input end in one line (status 1); ``SIGNS_DEBUG=1`` shows the traceback."""
     command = sys.argv[1:] if argv is None else argv
+    if command and not command[0].startswith("-") and command[0] not in COMMAND_HELP:
+        # argparse's own message lists only LightningCLI's four subcommands.
+        names = ", ".join(COMMAND_HELP)
+        print(f"signs: error: unknown command {command[0]!r}: choose from {names} (signs --help)", file=sys.stderr)
+        sys.exit(2)
     try:
         if command and command[0] in COMMANDS:  # demo, sample, edit, export: their own parsers
             module, _, function = COMMANDS[command[0]].partition(":")
