@@ -1,4 +1,5 @@
-"""Evaluation: Fréchet maths against scipy, the evaluator's caching and DDP invariance, offline Inception, LeNet."""
+"""Evaluation: the one FID engine (torchmetrics) against numpy and scipy, the evaluator's cache of the metric's
+real-feature states and DDP invariance, offline Inception, LeNet."""
 
 from __future__ import annotations
 
@@ -18,20 +19,20 @@ import scipy.linalg
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 from signs_lightning.core.distributed import LocalStrategy
 from signs_lightning.evaluation import (
     FeatureExtractor,
     FIDEvaluator,
-    Gaussian,
     InceptionV3Features,
     MNISTClassifierFeatures,
-    MomentAccumulator,
+    RandomConvFeatures,
     format_table,
-    frechet_distance,
     inception_weights,
 )
 from signs_lightning.evaluation.fid import chunk_generator
+from signs_lightning.evaluation.frechet import REAL_STATES
 from signs_lightning.evaluation.inception_weights import (
     INCEPTION_FILENAME,
     ensure_inception_weights,
@@ -73,13 +74,17 @@ class FlatFeatures(FeatureExtractor):
         return torch.stack([~positive, positive], 1).float()
 
 
-def reference_images(num: int, batch_size: int, seed: int = 0) -> Tensor:
-    """tanh of exactly the noise the evaluator draws, so that sampling ``tanh(noise)`` reproduces the reference."""
-    chunks = [
+def evaluator_noise(num: int, batch_size: int, seed: int = 0) -> list[Tensor]:
+    """Exactly the noise chunks the evaluator draws for ``num`` samples."""
+    return [
         torch.randn((min(batch_size, num - c * batch_size), *SHAPE), generator=chunk_generator(seed, c))
         for c in range(-(-num // batch_size))
     ]
-    return torch.tanh(torch.cat(chunks))
+
+
+def reference_images(num: int, batch_size: int, seed: int = 0) -> Tensor:
+    """tanh of exactly the noise the evaluator draws, so that sampling ``tanh(noise)`` reproduces the reference."""
+    return torch.tanh(torch.cat(evaluator_noise(num, batch_size, seed)))
 
 
 class ReferenceData:
@@ -95,6 +100,13 @@ class ReferenceData:
         return DataLoader(TensorDataset(self.images, torch.zeros(len(self.images))), batch_size=100)
 
 
+class CachedReferenceOnly(ReferenceData):
+    """The same reference key, but a loader that must not be touched: the statistics have to come from the cache."""
+
+    def reference_dataloader(self) -> DataLoader:
+        raise AssertionError("the cached reference statistics should have been loaded")
+
+
 def make_evaluator(cache_dir: Path, **kwargs) -> FIDEvaluator:
     options = dict(num_samples=600, nfe=[1], batch_size=128, cache_dir=str(cache_dir))
     options.update(kwargs)
@@ -105,33 +117,82 @@ def shifted(noise: Tensor, nfe: int, generator: torch.Generator) -> Tensor:
     return 0.5 * torch.tanh(noise) + 0.2
 
 
-# ------------------------------------------------------------------ Fréchet maths
-def test_frechet_distance_matches_scipy() -> None:
-    generator = torch.Generator().manual_seed(0)
-    x = (
-        torch.randn(700, 12, generator=generator, dtype=torch.float64)
-        @ torch.randn(12, 12, generator=generator).double()
-    )
-    y = 0.7 * x[:500] + 0.3 + 0.2 * torch.randn(500, 12, generator=generator, dtype=torch.float64)
-    stats = []
-    for data in (x, y):
-        moments = MomentAccumulator(12, torch.device("cpu"))
-        for batch in data.split(64):
-            moments.update(batch)
-        stats.append(moments.gaussian())
-    np.testing.assert_allclose(stats[0].cov.numpy(), np.cov(x.numpy(), rowvar=False), rtol=1e-10)
-    assert abs(frechet_distance(stats[0], stats[0])) < 1e-9
-    expected = scipy_frechet(x.numpy(), y.numpy())
-    assert expected > 1
-    assert frechet_distance(stats[0], stats[1]) == pytest.approx(expected, rel=1e-6)
+# ------------------------------------------------------------------ reference statistics: the metric's states
+def test_reference_statistics_are_the_features_mean_and_covariance(tmp_path: Path) -> None:
+    images = reference_images(600, 128)
+    extractor = RandomConvFeatures(in_channels=1, num_features=12)
+    evaluator = FIDEvaluator(extractor, num_samples=600, nfe=[1], batch_size=128, cache_dir=str(tmp_path))
+    evaluator.prepare(ReferenceData(images), STRATEGY)
+    reference = evaluator.reference_statistics()
+    with torch.no_grad():  # the loader's batches of 100, so that the float32 features are the metric's bit for bit
+        features = torch.cat([extractor(batch) for batch in images.split(100)]).double().numpy()
+    assert reference.count == 600 and reference.mean.dtype == reference.cov.dtype == torch.float64
+    np.testing.assert_allclose(reference.mean.numpy(), features.mean(0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(reference.cov.numpy(), np.cov(features, rowvar=False), rtol=1e-9, atol=1e-13)
+    assert np.cov(features, rowvar=False).trace() > 0.1
+    # The reference set scored against itself: zero up to float64 rounding.
+    assert abs(evaluator.score_images(images.split(100), STRATEGY)["fid"]) < 1e-9
 
 
-def test_frechet_distance_of_singular_covariances_is_finite() -> None:
-    """Fewer samples than dimensions (2k samples of 2048-d Inception features): sqrtm struggles, eigh does not."""
-    x = torch.randn(10, 40, dtype=torch.float64)
-    a = Gaussian(x.mean(0), torch.cov(x.T), 10)
-    b = Gaussian(x.mean(0) + 1, torch.cov(x.T) * 2, 10)
-    assert math.isfinite(frechet_distance(a, b)) and frechet_distance(a, b) > 40
+def test_cached_reference_states_give_the_fid_of_one_metric_fed_both_sets(tmp_path: Path) -> None:
+    """The cache file holds exactly the metric's real-feature states; a new evaluator loads them without touching
+    the reference loader and gives the FID of one torchmetrics metric fed the reference and the samples in one go."""
+    noise = evaluator_noise(600, 128)
+    images = torch.tanh(torch.cat(noise))
+    first = make_evaluator(tmp_path)
+    first.prepare(ReferenceData(images), STRATEGY)
+    metrics = first.evaluate(shifted, SHAPE, STRATEGY)
+    (path,) = tmp_path.glob("fid_ref_toy-train-1x4_flat_*.pt")
+    cached = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(cached) == list(REAL_STATES)
+    flat = images.flatten(1).double()
+    torch.testing.assert_close(cached["real_features_sum"], flat.sum(0), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(cached["real_features_cov_sum"], flat.T @ flat, rtol=1e-12, atol=1e-12)
+    assert cached["real_features_num_samples"].item() == 600
+
+    resumed = make_evaluator(tmp_path)
+    resumed.prepare(CachedReferenceOnly(images), STRATEGY)
+    assert resumed.extractor.images_seen == 0
+    assert resumed.evaluate(shifted, SHAPE, STRATEGY) == metrics
+
+    in_one_go = FrechetInceptionDistance(feature=FlatFeatures())
+    for batch in images.split(100):
+        in_one_go.update(batch, real=True)
+    for chunk in noise:
+        in_one_go.update(shifted(chunk, 1, None), real=False)
+    expected = in_one_go.compute().item()
+    assert expected > 0.1
+    assert metrics["val/fid600_flat_nfe1"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_reference_file_of_another_format_is_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Earlier versions cached the Gaussian (mean, cov, count) under the same name: it is recomputed with a warning
+    and overwritten with the metric's states, never loaded as something it is not; so is an unreadable file."""
+    data = ReferenceData(reference_images(600, 128))
+    first = make_evaluator(tmp_path)
+    first.prepare(data, STRATEGY)
+    metrics = first.evaluate(shifted, SHAPE, STRATEGY)
+    (path,) = tmp_path.glob("fid_ref_toy-train-1x4_flat_*.pt")
+    gaussian = first.reference_statistics()
+    earlier_format = {"mean": gaussian.mean, "cov": gaussian.cov, "count": gaussian.count}
+    for stale in (lambda: torch.save(earlier_format, path), lambda: path.write_bytes(b"not a torch file")):
+        stale()
+        caplog.clear()
+        again = make_evaluator(tmp_path)
+        with caplog.at_level("WARNING", logger="signs_lightning.evaluation.fid"):
+            again.prepare(data, STRATEGY)
+        assert "does not hold the FID metric's real-feature states" in caplog.text
+        assert again.extractor.images_seen == 600  # recomputed from the reference set
+        assert list(torch.load(path, weights_only=True)) == list(REAL_STATES)
+        assert again.evaluate(shifted, SHAPE, STRATEGY) == metrics
+
+
+def test_fid_with_fewer_samples_than_features_is_finite(tmp_path: Path) -> None:
+    """Singular covariances on both sides (as 2k samples of 2048-d Inception features have): still a number."""
+    evaluator = make_evaluator(tmp_path, num_samples=10, batch_size=5)  # 10 samples, 16 features
+    evaluator.prepare(ReferenceData(reference_images(12, 128)), STRATEGY)
+    fid = evaluator.evaluate(shifted, SHAPE, STRATEGY)["val/fid10_flat_nfe1"]
+    assert math.isfinite(fid) and fid > 0.1
 
 
 # ------------------------------------------------------------------ evaluator
@@ -473,5 +534,8 @@ def test_published_reference_npz_gives_the_fid_of_the_reference_set(tmp_path: Pa
     np.savez(tmp_path / "wrong.npz", mean=np.zeros(3))
     with pytest.raises(ValueError, match="wrong.npz: not a reference-statistics .npz with arrays 'mu' and 'sigma'"):
         make_evaluator(tmp_path / "wrong", reference_npz=str(tmp_path / "wrong.npz")).prepare(None, STRATEGY)
+    np.savez(tmp_path / "other-features.npz", mu=np.zeros(3), sigma=np.eye(3))
+    with pytest.raises(ValueError, match="reference statistics of 3 features, the extractor 'flat' gives 16"):
+        make_evaluator(tmp_path, reference_npz=str(tmp_path / "other-features.npz")).prepare(None, STRATEGY)
     with pytest.raises(FileNotFoundError, match="reference_npz .*missing.npz does not exist"):
         make_evaluator(tmp_path, reference_npz=str(tmp_path / "missing.npz"))

@@ -22,7 +22,7 @@ from signs_lightning.evaluation.extractors import (
     RandomConvFeatures,
 )
 from signs_lightning.evaluation.fid import FIDEvaluator
-from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator, frechet_distance
+from signs_lightning.evaluation.frechet import Gaussian
 from signs_lightning.evaluation.keys import IDEMPOTENCE_KEY, RECONSTRUCTION_KEY, count_tag
 from signs_lightning.evaluation.report import format_table
 from signs_lightning.evaluation.scoring import nfe_samplers, score_model
@@ -34,12 +34,10 @@ __all__ = [
     "IDEMPOTENCE_KEY",
     "InceptionV3Features",
     "MNISTClassifierFeatures",
-    "MomentAccumulator",
     "RECONSTRUCTION_KEY",
     "RandomConvFeatures",
     "count_tag",
     "format_table",
-    "frechet_distance",
     "nfe_samplers",
     "score_model",
 ]

@@ -1,10 +1,17 @@
-"""``FIDEvaluator``: Fréchet distances of generated samples against cached reference statistics, DDP-aware."""
+"""``FIDEvaluator``: FIDs of generated samples against cached reference statistics, DDP-aware.
+
+The one FID engine is torchmetrics' ``FrechetInceptionDistance`` (``fid_metric.py``): the reference statistics are
+its real-feature states after the reference images were fed to it (cached on disk as those states), and every score
+is its ``compute()`` with those states loaded and the generated images added as fake ones.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +25,8 @@ from signs_lightning.core.cache import atomic_torch_save, atomic_write_text, def
 from signs_lightning.core.distributed import DistributedStrategy
 from signs_lightning.core.randomness import FID_STREAM, seeded_generator
 from signs_lightning.evaluation.extractors import FeatureExtractor, InceptionV3Features
-from signs_lightning.evaluation.fid_metric import fid_metric
-from signs_lightning.evaluation.frechet import Gaussian, MomentAccumulator
+from signs_lightning.evaluation.fid_metric import fid_metric, reference_states
+from signs_lightning.evaluation.frechet import Gaussian, RealStates, check_real_states, gaussian_of, real_states_of
 from signs_lightning.evaluation.keys import CLASS_COVERAGE, count_tag, fid_name, metric_key, nfe_sampler
 
 # sample_fn(noise, nfe, generator) -> images: a generator's sampler; its re-noising draws come from ``generator``.
@@ -29,6 +36,8 @@ DeterministicSampleFn = Callable[[Tensor, int], Tensor]
 # sampler(noise, generator) -> images: one sampler, scored under its name (``score_samplers``); any further
 # randomness it needs comes from ``generator`` (a CPU generator seeded per chunk), never from the global RNG.
 Sampler = Callable[[Tensor, torch.Generator], Tensor]
+
+log = logging.getLogger(__name__)
 
 
 def nfe_samplers(sample_fn: SampleFn, nfe: Iterable[int]) -> dict[str, Sampler]:
@@ -57,6 +66,22 @@ def load_reference_npz(path: Path) -> Gaussian:
     return Gaussian(torch.from_numpy(mu).double(), torch.from_numpy(sigma).double(), 50_000)
 
 
+def read_cached_states(path: Path, num_features: int) -> RealStates | None:
+    """The real-feature states cached at ``path``, or None when there is none or the file holds anything else.
+
+    Anything else includes this cache's earlier format (``mean``, ``cov``, ``count``): it is recomputed from the
+    reference set and overwritten, so that every reference comes from the one engine; a file is never half-trusted.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return check_real_states(torch.load(path, map_location="cpu", weights_only=True), num_features)
+    except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = str(error).partition("\n")[0] or type(error).__name__  # torch's load errors run to many lines
+        log.warning("%s does not hold the FID metric's real-feature states (%s): recomputing them", path, reason)
+        return None
+
+
 def file_digest(path: Path) -> str:
     """12 hex digits of a SHA-1 of the file's bytes."""
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
@@ -68,14 +93,18 @@ class FIDEvaluator(nn.Module):
     Call ``prepare(datamodule, strategy)`` on every rank (e.g. in ``setup`` or ``on_validation_start``), then
     ``evaluate(...)`` / ``evaluate_teacher(...)`` on every rank; the results are the same on every rank.
 
-    Reference statistics (mean and covariance, float64) are computed once per (reference set, extractor weights) by
-    global rank 0, written atomically to ``{cache_dir}/fid_ref_{reference_key}_{extractor.name}_{fingerprint}.pt`` and
-    broadcast; later runs, resumes and new evaluator objects load them. Or they are read from a published ``.npz``
-    (``mu``, ``sigma``: the files EDM and clean-fid provide), so a paper-comparable FID needs no recomputation of the
-    reference set. Generated samples come in chunks of ``batch_size`` whose noise and re-noising draws depend only
-    on (seed, chunk index); rank r takes chunks r, r + W, ..., so the union over ranks is the same set of
-    ``num_samples`` samples for any world size W, at every NFE. The distance itself is torchmetrics'
-    ``FrechetInceptionDistance`` (see ``fid_metric``), its float64 states all-reduced over ranks.
+    The FID is torchmetrics' ``FrechetInceptionDistance`` (see ``fid_metric``), for the reference as for the samples.
+    The reference statistics are its real-feature states (float64 feature sum and sum of outer products, and the
+    count) after the reference set was fed to it as real images, once per (reference set, extractor weights) by
+    global rank 0; they are written atomically, as those states, to
+    ``{cache_dir}/fid_ref_{reference_key}_{extractor.name}_{fingerprint}.pt`` and broadcast; later runs, resumes and
+    new evaluator objects load them. Or they are derived from a published ``.npz`` (``mu``, ``sigma``: the files EDM
+    and clean-fid provide), so a paper-comparable FID needs no recomputation of the reference set.
+
+    Generated samples come in chunks of ``batch_size`` whose noise and re-noising draws depend only on (seed, chunk
+    index); rank r takes chunks r, r + W, ..., so the union over ranks is the same set of ``num_samples`` samples for
+    any world size W, at every NFE. The metric's float64 states are all-reduced over ranks, with the reference loaded
+    on rank 0 only so that it counts once.
 
     The extractor is kept out of ``state_dict()``, ``parameters()``, ``.to()`` and ``.half()``: it is not trained,
     must stay float32 and must not bloat checkpoints, DDP buckets or EMA copies. ``prepare`` moves it to
@@ -128,7 +157,7 @@ class FIDEvaluator(nn.Module):
                 f"reference_npz {self.reference_npz} does not exist: give a .npz with 'mu' and 'sigma' (EDM's or "
                 "clean-fid's reference statistics) or leave it unset to compute the reference from the dataset"
             )
-        self._reference: Gaussian | None = None
+        self._reference: RealStates | None = None
         self._extractor_id: str | None = None
         self._reference_id: str | None = None
         self._teacher_results: dict[tuple[str | None, str], dict[int, dict[str, float]]] = {}
@@ -192,30 +221,42 @@ class FIDEvaluator(nn.Module):
             return
         reference = None
         if strategy.global_rank == 0:
-            path = self.cache_root / f"fid_ref_{reference_id}.pt"
             if self.reference_npz is not None:
-                reference = load_reference_npz(self.reference_npz)
-            elif path.is_file():
-                reference = Gaussian(**torch.load(path, map_location="cpu", weights_only=True))
+                reference = self._npz_states(self.reference_npz)
             else:
-                reference = self._reference_statistics(datamodule.reference_dataloader(), strategy.root_device)
-                atomic_torch_save(vars(reference), path)
+                reference = self._cached_or_computed_states(datamodule, strategy.root_device, reference_id)
         self._reference = strategy.broadcast(reference, src=0)
         self._reference_id = reference_id
 
-    def reference_statistics(self) -> Gaussian:
-        """The reference set's feature mean and covariance (float64), once ``prepare`` has run; the same on every
-        rank."""
+    def _npz_states(self, path: Path) -> RealStates:
+        reference = load_reference_npz(path)
+        if len(reference.mean) != self.extractor.num_features:
+            raise ValueError(
+                f"{path}: reference statistics of {len(reference.mean)} features, the extractor "
+                f"{self.extractor.name!r} gives {self.extractor.num_features}: use reference statistics made with the "
+                "same extractor"
+            )
+        return real_states_of(reference)
+
+    def _cached_or_computed_states(self, datamodule: Any, device: torch.device, reference_id: str) -> RealStates:
+        path = self.cache_root / f"fid_ref_{reference_id}.pt"
+        states = read_cached_states(path, self.extractor.num_features)
+        if states is None:
+            loader = datamodule.reference_dataloader()
+            progress = tqdm(loader, desc=f"FID reference statistics ({self.extractor.name})", leave=False)
+            states = reference_states(self.extractor, (images for images, _ in progress), device)
+            atomic_torch_save(states, path)
+        return states
+
+    def _reference_states(self) -> RealStates:
         if self._reference is None:
             raise RuntimeError("FIDEvaluator.prepare(datamodule, strategy) must run before it is asked for scores")
         return self._reference
 
-    @torch.no_grad()
-    def _reference_statistics(self, loader: Any, device: torch.device) -> Gaussian:
-        moments = MomentAccumulator(self.extractor.num_features, device)
-        for images, _ in tqdm(loader, desc=f"FID reference statistics ({self.extractor.name})", leave=False):
-            moments.update(self._features(images.to(device)))
-        return moments.gaussian()
+    def reference_statistics(self) -> Gaussian:
+        """The reference set's feature mean and covariance (float64), once ``prepare`` has run; the same on every
+        rank. They are the mean and covariance the metric derives from the cached real-feature states."""
+        return gaussian_of(self._reference_states())
 
     # ---------------------------------------------------------------- generated samples
     def _classes(self, images: Tensor) -> Tensor:
@@ -223,11 +264,6 @@ class FIDEvaluator(nn.Module):
         images = images.float().clamp(-1, 1)
         with torch.autocast(images.device.type, enabled=False):
             return self.extractor.classify(images).argmax(1)
-
-    def _features(self, images: Tensor) -> Tensor:
-        images = images.float().clamp(-1, 1)
-        with torch.autocast(images.device.type, enabled=False):
-            return self.extractor(images)
 
     def _my_chunks(self, strategy: DistributedStrategy) -> Iterator[tuple[int, int]]:
         """(chunk index, chunk size) of this rank's share of the ``num_samples`` samples."""
@@ -256,10 +292,10 @@ class FIDEvaluator(nn.Module):
         """{"fid": ..., "class_coverage": ...} of the images in ``batches`` ((B, C, H, W) each, in [-1, 1]; clamped),
         against the reference statistics. Every rank calls it with its own share; the result is over the union of
         the shares, the same on every rank. ``class_coverage`` only when the extractor classifies."""
-        reference = self.reference_statistics()
+        reference = self._reference_states()
         device = strategy.root_device
         self.extractor.to(device)
-        metric = fid_metric(self.extractor, reference, strategy)
+        metric = fid_metric(self.extractor, strategy, reference)
         class_counts = torch.zeros(max(self.extractor.num_classes, 1), dtype=torch.float64, device=device)
         for images in batches:
             images = images.to(device)
@@ -348,7 +384,7 @@ class FIDEvaluator(nn.Module):
         """
         if not self.teacher_nfe:
             return {}
-        self.reference_statistics()  # prepared?
+        self._reference_states()  # prepared?
         results = self._teacher_results.setdefault((teacher_key, self._reference_id), {})
         if teacher_key is not None and not results:
             stored = None

@@ -1,26 +1,28 @@
-"""torchmetrics' ``FrechetInceptionDistance`` as the FID engine, wired for this project's evaluator.
+"""torchmetrics' ``FrechetInceptionDistance``: the project's one FID engine, wired for this project's evaluator.
 
-What we add around it, and why:
+Both sides of every FID go through this metric: the reference images are fed to it as real images
+(``reference_states``) and its real-feature states are what ``FIDEvaluator`` caches; generated images are fed as fake
+images to a fresh metric whose real-feature states are loaded back from that cache (``fid_metric``). What we add
+around it, and why:
 - our ``FeatureExtractor`` is passed as ``feature=`` (torchmetrics then feeds it the images unchanged): inputs are
   clamped to [-1, 1] and run in float32 outside autocast, as saved images would be;
-- the reference statistics come from our disk cache (or a published ``.npz``) and are loaded into the metric's
-  real-feature state **on global rank 0 only**: the states are summed over ranks, so loading them everywhere
-  would count the reference W times;
+- the reference states are loaded into a scoring metric **on global rank 0 only**: the states are summed over
+  ranks, so loading them everywhere would count the reference W times;
 - the states are synced with one all-reduce per state instead of torchmetrics' default all-gather, which at 2048
   features holds every rank's 2 × 2048² float64 states on every rank (~0.5 GiB per rank at 8 GPUs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from signs_lightning.core.distributed import DistributedStrategy
+from signs_lightning.core.distributed import DistributedStrategy, LocalStrategy
 from signs_lightning.evaluation.extractors import FeatureExtractor
-from signs_lightning.evaluation.frechet import Gaussian
+from signs_lightning.evaluation.frechet import REAL_STATES, RealStates, check_real_states
 
 
 class _ExtractorInput(nn.Module):
@@ -66,12 +68,13 @@ def all_reduce_sync(strategy: DistributedStrategy) -> Callable[..., list[Tensor]
 
 
 def fid_metric(
-    extractor: FeatureExtractor, reference: Gaussian | None, strategy: DistributedStrategy
+    extractor: FeatureExtractor, strategy: DistributedStrategy, reference: RealStates | None = None
 ) -> FrechetInceptionDistance:
-    """A fresh metric on ``strategy.root_device`` whose real-feature state holds ``reference`` on rank 0 only.
+    """A fresh metric on ``strategy.root_device``, synced over ``strategy``'s ranks at ``compute()``.
 
-    ``reference`` is needed on global rank 0 and ignored elsewhere. Add generated images with
-    ``metric.update(images, real=False)`` on every rank; ``metric.compute()`` (every rank) returns the FID.
+    With ``reference`` (real-feature states, see ``reference_states``), global rank 0 loads them into the metric's
+    real-feature states; the other ranks ignore it. Add generated images with ``metric.update(images, real=False)``
+    on every rank; ``metric.compute()`` (every rank) returns the FID.
     """
     metric = _Float64FID(
         feature=_ExtractorInput(extractor),
@@ -80,18 +83,27 @@ def fid_metric(
         dist_sync_fn=all_reduce_sync(strategy),
         distributed_available_fn=lambda: strategy.world_size > 1,
     ).to(strategy.root_device)
-    if strategy.global_rank == 0:
-        if reference is None:
-            raise ValueError("rank 0 needs the reference statistics")
-        if reference.mean.shape[0] != extractor.num_features:
-            raise ValueError(
-                f"reference statistics have {reference.mean.shape[0]} features, the extractor {extractor.name!r} "
-                f"gives {extractor.num_features}: use reference statistics made with the same extractor"
-            )
-        # The sums that give back exactly this mean and (ddof-1) covariance in torchmetrics' compute().
-        n = reference.count
-        mean = reference.mean.double().to(metric.device)
-        metric.real_features_sum = n * mean
-        metric.real_features_cov_sum = (n - 1) * reference.cov.double().to(metric.device) + n * torch.outer(mean, mean)
-        metric.real_features_num_samples = torch.tensor(n, dtype=torch.long, device=metric.device)
+    if reference is not None and strategy.global_rank == 0:
+        check_real_states(reference, extractor.num_features)
+        for name in REAL_STATES:
+            # A copy: the metric's states must never alias the evaluator's cached reference.
+            setattr(metric, name, reference[name].to(metric.device, copy=True))
     return metric
+
+
+def real_states(metric: FrechetInceptionDistance) -> RealStates:
+    """CPU copies of ``metric``'s real-feature states (this rank's, unsynced)."""
+    return {name: getattr(metric, name).detach().cpu().clone() for name in REAL_STATES}
+
+
+@torch.no_grad()
+def reference_states(extractor: FeatureExtractor, batches: Iterable[Tensor], device: torch.device) -> RealStates:
+    """The real-feature states of the metric fed every image of ``batches`` ((B, C, H, W) in [-1, 1]) as real.
+
+    One process sees the whole reference set (``FIDEvaluator.prepare`` runs it on global rank 0 and broadcasts the
+    result), so the metric is built for one process and nothing is synced.
+    """
+    metric = fid_metric(extractor, LocalStrategy(device))
+    for images in batches:
+        metric.update(images.to(device), real=True)
+    return real_states(metric)

@@ -1,14 +1,23 @@
-"""Feature statistics in float64 and the Fréchet distance between the Gaussians they define."""
+"""The two forms of the FID reference statistics: torchmetrics' real-feature states and the Gaussian they define.
+
+The project has one FID engine, torchmetrics' ``FrechetInceptionDistance`` (``fid_metric.py``). The reference
+statistics are that metric's own real-feature states (``REAL_STATES``: the float64 sum of the features, the float64
+sum of their outer products and the sample count), made by feeding it the reference images and cached exactly as
+they are. ``Gaussian`` is their mean/covariance view: what a published ``.npz`` (EDM, clean-fid) holds and what
+``FIDEvaluator.reference_statistics()`` reports. ``gaussian_of`` follows the metric's ``compute()`` and
+``real_states_of`` inverts it, up to float64 rounding. No distance is computed here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from signs_lightning.core.distributed import DistributedStrategy
+# The metric's real-feature state names; a cached reference file holds exactly these keys.
+REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
+RealStates = dict[str, Tensor]
 
 
 @dataclass
@@ -20,59 +29,45 @@ class Gaussian:
     count: int
 
 
-class MomentAccumulator:
-    """Running sum (d,), sum of outer products (d, d) and count of feature batches, in float64.
+def check_real_states(states: object, num_features: int) -> RealStates:
+    """``states`` if it is a complete set of real-feature states of ``num_features`` features; else ValueError.
 
-    Sums (rather than per-rank means) make the merge over ranks a plain all-reduce that does not depend on how the
-    samples were split between ranks.
+    Guards what is read from disk: a file of another format or another feature space must not be loaded into the
+    metric (a wrong shape would otherwise only fail, or broadcast silently, at ``compute()``).
     """
-
-    def __init__(self, num_features: int, device: torch.device) -> None:
-        # MPS has no float64; elsewhere accumulating on the feature device avoids a host copy per batch.
-        self.device = torch.device("cpu") if device.type == "mps" else device
-        self.sum = torch.zeros(num_features, dtype=torch.float64, device=self.device)
-        self.outer = torch.zeros(num_features, num_features, dtype=torch.float64, device=self.device)
-        self.count = torch.zeros((), dtype=torch.float64, device=self.device)
-
-    def update(self, features: Tensor) -> None:
-        """Adds a batch of features (B, d)."""
-        x = features.detach().to(self.device, torch.float64)
-        self.sum += x.sum(0)
-        self.outer += x.T @ x
-        self.count += x.shape[0]
-
-    def all_reduce(self, strategy: DistributedStrategy) -> None:
-        """Sums the moments over all ranks (every rank must call it)."""
-        for tensor in (self.sum, self.outer, self.count):
-            tensor.copy_(strategy.reduce(tensor, reduce_op="sum"))
-
-    def gaussian(self) -> Gaussian:
-        """Mean and unbiased covariance (the ``numpy.cov`` convention, ddof 1)."""
-        n = int(self.count.item())
-        if n < 2:
-            raise ValueError(f"need at least 2 feature vectors for a covariance, got {n}")
-        mean = (self.sum / n).cpu()
-        cov = (self.outer.cpu() - n * torch.outer(mean, mean)) / (n - 1)
-        return Gaussian(mean=mean, cov=(cov + cov.T) / 2, count=n)
+    if not isinstance(states, dict) or set(states) != set(REAL_STATES):
+        keys = sorted(states) if isinstance(states, dict) else type(states).__name__
+        raise ValueError(f"expected exactly the states {list(REAL_STATES)}, got {keys}")
+    expected = {
+        "real_features_sum": ((num_features,), torch.float64),
+        "real_features_cov_sum": ((num_features, num_features), torch.float64),
+        "real_features_num_samples": ((), torch.long),
+    }
+    for name, (shape, dtype) in expected.items():
+        tensor = states[name]
+        if not isinstance(tensor, Tensor) or tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            found = (tuple(tensor.shape), tensor.dtype) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(f"{name} must be a {dtype} tensor of shape {shape}, got {found}")
+    count = int(states["real_features_num_samples"])
+    if count < 2:
+        raise ValueError(f"need at least 2 reference samples for a covariance, got {count}")
+    return states
 
 
-def frechet_distance(a: Gaussian, b: Gaussian) -> float:
-    """‖μa − μb‖² + tr Σa + tr Σb − 2 tr (Σa Σb)^½, in float64.
+def gaussian_of(states: RealStates) -> Gaussian:
+    """The mean and (ddof 1) covariance that the metric's ``compute()`` derives from ``states``."""
+    count = int(states["real_features_num_samples"])
+    mean = states["real_features_sum"].double().cpu() / count
+    cov = (states["real_features_cov_sum"].double().cpu() - count * torch.outer(mean, mean)) / (count - 1)
+    return Gaussian(mean=mean, cov=cov, count=count)
 
-    tr (Σa Σb)^½ is computed as the sum of √eigenvalues of the symmetric PSD matrix Σa^½ Σb Σa^½ (same spectrum as
-    Σa Σb): unlike ``scipy.linalg.sqrtm`` of the non-symmetric product, it stays real and finite when a covariance is
-    singular (fewer samples than feature dimensions).
 
-    >>> eye = torch.eye(2, dtype=torch.float64)
-    >>> a, b = Gaussian(0 * eye[0], eye, 10), Gaussian(eye[0] + eye[1], 4 * eye, 10)
-    >>> round(frechet_distance(a, b), 6)  # |μ|² = 2, traces 2 + 8, 2·tr(2·I) = 8
-    4.0
-    """
-    mean_a, cov_a = a.mean.double().numpy(), a.cov.double().numpy()
-    mean_b, cov_b = b.mean.double().numpy(), b.cov.double().numpy()
-    eigval, eigvec = np.linalg.eigh(cov_a)
-    sqrt_a = (eigvec * np.sqrt(np.clip(eigval, 0, None))) @ eigvec.T
-    middle = sqrt_a @ cov_b @ sqrt_a
-    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    diff = mean_a - mean_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+def real_states_of(gaussian: Gaussian) -> RealStates:
+    """The states from which the metric's ``compute()`` gives back ``gaussian``'s mean and covariance."""
+    count = gaussian.count
+    mean = gaussian.mean.double().cpu()
+    return {
+        "real_features_sum": count * mean,
+        "real_features_cov_sum": (count - 1) * gaussian.cov.double().cpu() + count * torch.outer(mean, mean),
+        "real_features_num_samples": torch.tensor(count, dtype=torch.long),
+    }
