@@ -414,3 +414,120 @@ def test_a_missing_base_is_a_one_line_error_naming_the_file_and_line(tmp_path, c
     [line] = capsys.readouterr().err.strip().splitlines()
     assert f"{config}, line 2: its '# bases:' line names trainer/gone.yaml, but {tmp_path}/trainer/gone.yaml" in line
     assert "correct the name" in line
+
+
+# ------------------------------------------------------------------------------- the docs name the configs as they are
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# A config file named in prose: configs/X.yaml, model/X.yaml or a bare X.yaml (not LightningCLI's config.yaml, not a
+# glob such as sign_mnist*.yaml or *_dmd.yaml, not a path inside a run folder).
+CONFIG_NAME = re.compile(r"(?<![\w/.*<>-])((?:configs/)?(?:[a-z0-9_]+/)?[a-z0-9_]+\.yaml)(?![\w*])")
+
+
+def table_rows(text: str, first_cell: str) -> list[list[str]]:
+    """The cells of the Markdown table rows whose first cell starts with ``first_cell``."""
+    rows = [line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith(f"| {first_cell}")]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def test_the_readme_lists_every_experiment_with_its_bases() -> None:
+    """README's experiment table: one row per configs/*.yaml, its layers column as the '# bases:' line names them
+    (without .yaml; a note in parentheses after them)."""
+    rows = {
+        row[0].strip("`"): row[1]
+        for row in table_rows((ROOT / "README.md").read_text(), "`configs/")
+        if row[0].count("/") == 1
+    }
+    assert sorted(rows) == [f"configs/{config.name}" for config in EXPERIMENTS]
+    for config in EXPERIMENTS:
+        written = re.sub(r"\(.*\)", "", rows[f"configs/{config.name}"]).strip()
+        assert written.split(", ") == [name.removesuffix(".yaml") for name in layer_names(config)], config.name
+
+
+def test_the_readme_lists_every_layer() -> None:
+    """README's layer table: every configs/<kind>/*.yaml (a row may list several of one kind, the later ones by
+    name only)."""
+    listed = set()
+    for row in table_rows((ROOT / "README.md").read_text(), "`configs/"):
+        names = re.findall(r"`([^`]+\.yaml)`", row[0])
+        if names[0].count("/") != 2:
+            continue  # an experiment
+        kind = names[0].rsplit("/", 1)[0]
+        listed |= {name if name.startswith("configs/") else f"{kind}/{name}" for name in names}
+    assert listed == {str(layer.relative_to(ROOT)) for layer in LAYERS}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_config_the_docs_name_exists(doc: Path) -> None:
+    for name in set(CONFIG_NAME.findall(doc.read_text())) - {"config.yaml"}:
+        if name.startswith("configs/"):
+            assert (ROOT / name).is_file(), f"{doc.name} names {name}"
+        else:
+            found = [ROOT / "configs" / name, *(ROOT / "configs").glob(f"*/{name}")]
+            assert any(path.is_file() for path in found), f"{doc.name} names {name}, which configs/ does not hold"
+
+
+def test_the_demo_help_states_the_default_configs_step_counts() -> None:
+    """``signs demo --help`` says '(teacher_mnist.yaml: 2500)' and the like: the numbers are the configs'."""
+    from signs_lightning.commands.demo import build_parser
+
+    keys = {
+        "teacher_steps": ("trainer", "max_steps"),
+        "student_steps": ("model", "init_args", "max_generator_steps"),
+        "dmd_steps": ("model", "init_args", "max_generator_steps"),
+    }
+    for action in build_parser()._actions:
+        if action.dest not in keys:
+            continue
+        name, value = re.search(r"\(([a-z0-9_]+\.yaml): (\d+)\)", action.help).groups()
+        printed = printed_config(config_args(ROOT / "configs" / name))
+        for key in keys[action.dest]:
+            printed = printed[key]
+        assert printed == int(value), f"--{action.dest}: {action.help}"
+
+
+def test_the_documented_multistep_levels_are_the_configs() -> None:
+    """The levels and re-noising rules the README's Python example and docs/using.md's printed line state for the
+    MNIST configs' models and for SIGNModule's defaults."""
+    import inspect
+    from types import SimpleNamespace
+
+    from signs_lightning.commands.sample import describe
+    from signs_lightning.diffusion.schedule import NoiseSchedule
+    from signs_lightning.inference import sampling
+    from signs_lightning.modules.common import GeneratorModule
+
+    schedule = NoiseSchedule.from_scheduler_config({"num_train_timesteps": 1000})  # every MNIST teacher's T
+
+    def sampler(settings: dict) -> SimpleNamespace:
+        levels = lambda nfe: sampling.renoise_timesteps(  # noqa: E731
+            schedule, nfe, settings["renoise_max_level"], settings["renoise_spacing"]
+        )
+        return SimpleNamespace(
+            renoise_noise=settings["renoise_noise"], renoise_eta=settings["renoise_eta"], renoise_timesteps=levels
+        )
+
+    defaults = {
+        key: parameter.default
+        for key, parameter in inspect.signature(GeneratorModule.__init__).parameters.items()
+        if key.startswith("renoise_")
+    }
+    models = {"SIGNModule's defaults": sampler(defaults)}
+    for name in ("sign_mnist.yaml", "sign_mnist_dmd.yaml"):
+        models[f"{name}'s"] = sampler(printed_config(config_args(ROOT / "configs" / name))["model"]["init_args"])
+    readme = (ROOT / "README.md").read_text()
+    stated = re.findall(r"([\w.']+(?: defaults)?)(?: model)?: (\[[\d, ]+\]) (fresh|initial|path) ([\d.]+)", readme)
+    assert {label for label, *_ in stated} == set(models)
+    for label, levels, noise, eta in stated:
+        model = models[label]
+        assert (str(model.renoise_timesteps(4)), model.renoise_noise, float(model.renoise_eta)) == (
+            levels,
+            noise,
+            float(eta),
+        ), label
+    using = (ROOT / "docs" / "using.md").read_text()
+    stage_1, stage_2, module = (
+        models[label] for label in ("sign_mnist.yaml's", "sign_mnist_dmd.yaml's", "SIGNModule's defaults")
+    )
+    assert f"signs sample: 16 images, {describe(stage_1, 4, False)}, seed 0" in using
+    for model in (module, stage_2):
+        assert f"`{describe(model, 4, False).removeprefix('4 NFE (').removesuffix(')')}`" in using

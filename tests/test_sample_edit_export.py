@@ -109,6 +109,17 @@ def test_sample_repeats_for_a_seed_whatever_the_batch_and_differs_across_seeds(c
     assert (first != other).any(axis=(1, 2, 3)).all()
 
 
+def test_sample_grid_holds_the_first_64_samples_in_rows_of_8(checkpoint, tmp_path) -> None:
+    main(["sample", str(checkpoint), "--output", str(tmp_path / "g"), "--num-samples", "70", "--batch-size", "35"])
+    grid = pixels(tmp_path / "g" / "grid.png")
+    with np.load(tmp_path / "g" / "samples.npz") as data:
+        samples = data["arr_0"]
+    # 8 x 8 images of 8 x 8 pixels, 1-pixel padding: the 64 first samples, not one row of 8.
+    assert grid.shape[:2] == (8 * 9 + 1, 8 * 9 + 1)
+    last = grid[7 * 9 + 1 : 8 * 9, 7 * 9 + 1 : 8 * 9]
+    assert np.array_equal(last[..., 0] if last.ndim == 3 else last, samples[63, ..., 0])
+
+
 def test_sample_i_is_the_module_sample_of_noise_seed_i(checkpoint, model, tmp_path) -> None:
     images = sample(checkpoint, tmp_path / "s", "--seed", "7", "--nfe", "2")
     z = torch.stack([torch.randn(model.image_shape, generator=seeded_generator(7, i)) for i in range(5)])

@@ -37,12 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--teacher-config",
         default=str(TEACHER_CONFIG),
-        help="experiment config; the layers on its '# bases:' line are given before it",
+        help="the teacher's experiment config (default: configs/teacher_mnist.yaml); the layers on its '# bases:' "
+        "line are given before it",
     )
     parser.add_argument(
         "--sign-config",
         default=str(CONFIGS / "sign_mnist.yaml"),
-        help="experiment config; the layers on its '# bases:' line are given before it",
+        help="the first SIGN stage's experiment config (default: configs/sign_mnist.yaml); the layers on its "
+        "'# bases:' line are given before it",
     )
     parser.add_argument(
         "--dmd-config",
@@ -50,24 +52,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="a second stage from the first's last checkpoint, e.g. configs/sign_mnist_dmd.yaml (≈ 10 more minutes "
         "on a 2-core CPU); its '# bases:' line names the first stage's config (default: none, one stage)",
     )
-    parser.add_argument("--teacher-steps", type=int, default=None, help="override the teacher config's max_steps")
-    parser.add_argument("--student-steps", type=int, default=None, help="override the first stage's generator steps")
-    parser.add_argument("--dmd-steps", type=int, default=None, help="override the second stage's generator steps")
-    parser.add_argument("--num-samples", type=int, default=2000, help="samples per Fréchet distance")
-    parser.add_argument("--teacher-nfe", type=int, nargs="+", default=[1, 2, 4, 10])
-    parser.add_argument("--sign-nfe", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=None,
+        help="override the teacher config's trainer.max_steps (teacher_mnist.yaml: 2500)",
+    )
+    parser.add_argument(
+        "--student-steps",
+        type=int,
+        default=None,
+        help="override the first stage's model.init_args.max_generator_steps (sign_mnist.yaml: 2000)",
+    )
+    parser.add_argument(
+        "--dmd-steps",
+        type=int,
+        default=None,
+        help="override the second stage's model.init_args.max_generator_steps (sign_mnist_dmd.yaml: 1300)",
+    )
+    parser.add_argument(
+        "--num-samples", type=int, default=2000, help="samples per Fréchet distance in metrics.json (default 2000)"
+    )
+    parser.add_argument(
+        "--teacher-nfe",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4, 10],
+        help="the teacher's DDIM step counts, scored and shown in samples.png (default 1 2 4 10)",
+    )
+    parser.add_argument(
+        "--sign-nfe",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="the SIGN's NFE settings, scored and shown in samples.png (default 1 2 4)",
+    )
     parser.add_argument(
         "--override",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra override for both configs' shared keys, e.g. data.init_args.image_size=8 (repeatable)",
+        help="an override for the teacher and every SIGN stage, e.g. data.init_args.image_size=8 (repeatable)",
     )
-    parser.add_argument("--teacher-override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--sign-override", action="append", default=[], metavar="KEY=VALUE", help="for both SIGN stages"
+        "--teacher-override", action="append", default=[], metavar="KEY=VALUE", help="for the teacher (repeatable)"
     )
-    parser.add_argument("--dmd-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--sign-override", action="append", default=[], metavar="KEY=VALUE", help="for both SIGN stages (repeatable)"
+    )
+    parser.add_argument(
+        "--dmd-override", action="append", default=[], metavar="KEY=VALUE", help="for the second stage (repeatable)"
+    )
     return parser
 
 

@@ -1,15 +1,17 @@
-"""``signs edit``: zero-shot editing of image files with a trained generator (``editing.py``; docs/using.md).
+"""``signs edit``: zero-shot editing of image files with a trained generator (``inference/editing.py``; docs/using.md).
 
     signs edit denoise  MODEL INPUT... --output DIR [--sigma 0.2 [--add-noise]]
     signs edit inpaint  MODEL INPUT... --output DIR (--mask FILE | --box X0,Y0,X1,Y1)
     signs edit colorize MODEL INPUT... --output DIR [--strength 0.5]
-    signs edit project  MODEL INPUT... --output DIR --strength 0.3
+    signs edit project  MODEL INPUT... --output DIR [--strength 0.3]
 
 MODEL is a checkpoint or an exported folder; INPUT image files or folders. ``denoise`` with ``--sigma`` is informed
 (the noise's level is known: the refinement never re-noises above it); without, blind (f(y), then the model's own
-re-noising levels). Writes ``DIR/<name>.png`` per input and ``DIR/grid_<k>.png`` (per 16 inputs: the input f was
-given on top, the result below). Image i's random draws come from ``seeded_generator(seed, i)`` (its added noise,
-for ``denoise --add-noise``, from ``seeded_generator(seed, i, 1)``), so results do not depend on the batch size.
+re-noising levels). ``--nfe`` > 1 refines at the model's re-noising levels, always with fresh noise (an edit has no
+starting noise z for the model's ``initial`` / ``path`` rule). Writes ``DIR/<name>.png`` per input and
+``DIR/grid_000.png``, … (per 16 inputs: the input f was given on top, the result below). Image i's random draws come
+from ``seeded_generator(seed, i)`` (its added noise, for ``denoise --add-noise``, from ``seeded_generator(seed, i,
+1)``), so results do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     common.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     common.add_argument("--crop", action="store_true", help="centre-crop inputs whose aspect ratio is not the model's")
     common.add_argument("--teacher", help="the teacher folder, if a checkpoint's recorded one has moved")
-    common.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    common.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)",
+    )
     parser = argparse.ArgumentParser(
         prog="signs edit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -8,7 +8,8 @@ DIR holds ``model_index.json`` (``SIGNPipeline`` with f's conditioning timestep,
 pipeline's code, so that plain diffusers loads the folder), ``samples.png`` and ``README.md`` (the model card).
 The card's FIDs are those typed with ``--fid``, else the checkpoint's last validation; its configuration is the run's
 config.yaml, else the checkpoint's hyperparameters; it names no local path (``inference/model_card.py``).
-Before writing the card, the folder is loaded back and must reproduce the checkpoint's own samples at 1 and 2 NFE.
+Before writing the card, the folder is loaded back and must reproduce the checkpoint's own samples at 1, 2 and 3
+NFE.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
     print(
         f"signs export: {out} (diffusers folder with pipeline.py, samples.png, README.md); it reproduces the "
-        "checkpoint's samples at 1 and 2 NFE"
+        "checkpoint's samples at 1, 2 and 3 NFE"
     )
     if args.push_to_hub:
         push(out, args.push_to_hub, args.private)

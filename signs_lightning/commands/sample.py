@@ -5,7 +5,7 @@
 
 Sample i starts from noise drawn from ``seeded_generator(seed, i)`` and re-noises with draws from
 ``seeded_generator(seed, i, 1)`` (``GeneratorModule.predict_step``), so the same seed gives the same images for any
-batch size and any number of devices. ``SampleWriter`` writes ``DIR/<i>.png``, ``DIR/samples.npz`` (``arr_0``:
+batch size and any number of devices. ``SampleWriter`` writes ``DIR/000000.png``, …, ``DIR/samples.npz`` (``arr_0``:
 (N, H, W, C) uint8, what EDM's and guided-diffusion's FID scripts read) and ``DIR/grid.png``. With ``--devices`` > 1,
 Lightning starts one process per device (DDP) and each samples its share of the indices.
 """

@@ -83,6 +83,8 @@ class SampleWriter(BasePredictionWriter):
         images = np.stack([np.asarray(Image.open(path)) for path in files])
         images = images[..., None] if images.ndim == 3 else images
         np.savez(self.output_dir / "samples.npz", arr_0=images)
-        grid = sample_rows_grid([torch.from_numpy(images[:64]).permute(0, 3, 1, 2).float() / 127.5 - 1], per_row=8)
+        first = torch.from_numpy(images[:64]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        # Rows of 8: sample_rows_grid keeps the first per_row images of each row it is given.
+        grid = sample_rows_grid(list(first.split(8)), per_row=8)
         torchvision.utils.save_image(grid, self.output_dir / "grid.png")
         print(f"[signs] wrote {len(files)} samples to {self.output_dir} (PNGs, samples.npz, grid.png)")
