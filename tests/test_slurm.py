@@ -1,22 +1,24 @@
 """The SLURM launch template under a real one-node Slurm: a 2-task CPU DDP fit is interrupted and resumes by itself.
 
 (a) ``scontrol requeue`` (what a pre-emption or an admin does): the tasks get SIGTERM, the job runs again and resumes
-    from ``last.ckpt``.
-(b) SIGUSR1 to the tasks (what the template's ``--signal=SIGUSR1@90`` sends before the time limit): Lightning saves
-    ``hpc_ckpt_1.ckpt``, requeues the job itself, and the rerun resumes from that step.
-Both reruns must end at exactly ``max_generator_steps``. The first run is held after a known step
-(tests/slurm_hold.py), so the interrupt lands mid-run whatever the machine's speed. The cluster is installed
-(apt-get) when missing and started for this module only (tests/slurm_cluster.py); a machine where it cannot be
-installed fails here, it never skips.
+    from ``last.ckpt``. The first run is held idle after a known step (``slurm_hold.HoldFirstRun``) until SIGTERM.
+(b) SIGUSR1 to the tasks (what the template's ``--signal=SIGUSR1@90`` sends before the time limit) while both ranks
+    train (``slurm_hold.PaceFirstRun`` only marks that they passed a step and slows each backward, so the signal
+    most likely lands mid-step): the fit saves ``last.ckpt`` at the end of that batch, requeues the job itself
+    (signs_lightning/run/requeue.py), and the rerun resumes from exactly that checkpoint.
+Both reruns must end at exactly ``max_generator_steps``. The cluster is installed (apt-get) when missing and started
+for this module only (tests/slurm_cluster.py); a machine where it cannot be installed fails here, it never skips.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -33,13 +35,19 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "scripts" / "slurm" / "fit_1node.sbatch"
-MAX_GENERATOR_STEPS = 8
 # Two optimizers step per batch (L_dmd's fake score), so global_step counts 2 per generator step: a last.ckpt every
-# 2 generator steps, the first run held (and interrupted) after step 5, so its last periodic save is step 4.
+# 2 generator steps.
 SAVE_EVERY_GLOBAL_STEPS = 4
+# (a): 8 steps, the first run held (and interrupted) after step 5, so its last periodic save is step 4.
+MAX_GENERATOR_STEPS = 8
 HOLD_AT = 5
 LAST_PERIODIC_SAVE = 4
-# From submission to the held step (start-up of 2 processes on 2 cores), and from the interrupt to the rerun's end
+# (b): 16 steps, signalled once both ranks passed step 3; at 2 x 0.3 s of sleep per batch the job trains on for
+# 4 s or more after that, ample for the test to see the markers and signal it.
+PACED_MAX_GENERATOR_STEPS = 16
+PASS_AT = 3
+PACE_SECONDS = 0.3
+# From submission to the marked step (start-up of 2 processes on 2 cores), and from the interrupt to the rerun's end
 # (Slurm's requeue delay with cred_expire=10 is 11-13 s, then a second start-up).
 HOLD_TIMEOUT_S = 240
 FINISH_TIMEOUT_S = 300
@@ -52,7 +60,8 @@ def slurm() -> Iterator[LocalSlurm]:
         yield cluster
 
 
-def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
+def write_config(folder: Path, teacher: Path, first_run: dict[str, Any], max_generator_steps: int) -> Path:
+    """A tiny SIGN fit config with a ``slurm_hold`` callback (``first_run``) that paces the job's first run."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -70,7 +79,7 @@ def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
                     "class_path": "signs_lightning.run.callbacks.ModelCheckpoint",
                     "init_args": {"save_last": True, "every_n_train_steps": SAVE_EVERY_GLOBAL_STEPS},
                 },
-                {"class_path": "slurm_hold.HoldFirstRun", "init_args": {"step": HOLD_AT, "marker_dir": str(markers)}},
+                first_run,
             ],
         },
         "model": {
@@ -83,7 +92,7 @@ def write_config(folder: Path, teacher: Path, markers: Path) -> Path:
                     "class_path": "signs_lightning.losses.Regression",
                     "init_args": {"pairs": 16, "sampler_steps": 2, "cache_dir": str(folder / "cache")},
                 },
-                "max_generator_steps": MAX_GENERATOR_STEPS,
+                "max_generator_steps": max_generator_steps,
                 "ema_decay": 0.9,
                 "sample_nfe": [1],
             },
@@ -113,7 +122,7 @@ def submit(slurm: LocalSlurm, folder: Path, config: Path, name: str) -> int:
             str(config),
         ],
         env={
-            # The job's `signs` and Python are this test's; slurm_hold (the test callback) is importable.
+            # The job's `signs` and Python are this test's; slurm_hold (the test callbacks) is importable.
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "PYTHONPATH": str(Path(__file__).parent),
             "OMP_NUM_THREADS": "1",
@@ -122,68 +131,108 @@ def submit(slurm: LocalSlurm, folder: Path, config: Path, name: str) -> int:
     )
 
 
-def counters(checkpoint: Path) -> dict[str, int]:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["signs_counters"]
+def checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
-@pytest.mark.slurm
-@pytest.mark.parametrize(
-    ("interrupt", "resumable", "resumed_at"),
-    [
-        # SIGTERM finds the ranks after step HOLD_AT: the rerun resumes from the periodic save before it, or from
-        # that step when the fit saves last.ckpt on SIGTERM.
-        (["scontrol", "requeue"], {"checkpoints/last.ckpt"}, {LAST_PERIODIC_SAVE, HOLD_AT}),
-        # The HPC checkpoint, or the last.ckpt of the same step written after it when the fit saves on the SIGTERM
-        # that follows the requeue (`--ckpt_path last` takes the newer of equals).
-        (["scancel", "--signal=USR1"], {"hpc_ckpt_1.ckpt", "checkpoints/last.ckpt"}, {HOLD_AT}),
-    ],
-    ids=["scontrol-requeue", "sigusr1-auto-requeue"],
-)
-def test_interrupted_job_requeues_and_resumes_to_the_end(
-    slurm: LocalSlurm,
-    tiny_teacher_dir: Path,
-    tmp_path: Path,
-    interrupt: list[str],
-    resumable: set[str],
-    resumed_at: set[int],
-) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    job = submit(slurm, tmp_path, write_config(tmp_path, tiny_teacher_dir, markers), name=f"signs-{interrupt[0]}")
-    output = tmp_path / f"job-{job}.out"
-    run_dir = tmp_path / "runs" / f"sign_tiny-{job}"
+def counters(path: Path) -> dict[str, int]:
+    return checkpoint(path)["signs_counters"]
 
-    def fail(error: Exception) -> None:
-        text = output.read_text(errors="replace") if output.is_file() else "(no output file)"
-        pytest.fail(f"{error}\n--- job output (end):\n{text[-6000:]}")
 
-    try:
-        slurm.wait_for_job(
-            job, lambda _: len(list(markers.glob("held-*"))) == 2, HOLD_TIMEOUT_S, "both ranks at the held step"
-        )
-        slurm.run([*interrupt, str(job)])
-        record = slurm.wait_for_job(
-            job, lambda fields: fields["JobState"] == "COMPLETED", FINISH_TIMEOUT_S, "the rerun to complete"
-        )
-    except SlurmClusterError as error:
-        fail(error)
+def job_output(output: Path) -> str:
+    return output.read_text(errors="replace") if output.is_file() else "(no output file)"
 
-    text = output.read_text()
+
+def check_one_resumed_rerun(record: dict[str, str], text: str, restored_from: set[Path], folder: Path) -> int:
+    """The job requeued once and succeeded; its rerun restored one of ``restored_from``. The rerun's first step."""
     assert record["Restarts"] == "1" and record["ExitCode"] == "0:0", record
     # Both runs appended to one log; the second knows it is a rerun.
     assert "SLURM_RESTART_COUNT=0" in text and "SLURM_RESTART_COUNT=1" in text, text[-6000:]
     assert "HOLD-TEST run 0 starts at generator step 0" in text, text[-6000:]
     restored = re.findall(r"^Restored all states from the checkpoint at (.+)$", text, re.MULTILINE)
-    # Paths are relative to the job's working folder, tmp_path (joining an absolute path keeps it).
-    expected = {(run_dir / name).resolve() for name in resumable}
-    assert len(restored) == 1 and (tmp_path / restored[0]).resolve() in expected, text[-6000:]
+    # Paths are relative to the job's working folder (joining an absolute path keeps it).
+    assert len(restored) == 1 and (folder / restored[0]).resolve() in restored_from, text[-6000:]
     starts = re.findall(r"^HOLD-TEST run 1 starts at generator step (\d+)$", text, re.MULTILINE)
-    assert len(starts) == 1 and int(starts[0]) in resumed_at, text[-6000:]
-    assert counters(run_dir / "checkpoints" / "last.ckpt")["generator_steps"] == MAX_GENERATOR_STEPS
-    if interrupt[0] == "scancel":
-        # Lightning's SIGUSR1 handler saved the HPC checkpoint and rank 0 requeued the job.
-        assert counters(run_dir / "hpc_ckpt_1.ckpt")["generator_steps"] == HOLD_AT
-        assert f"Requeued SLURM job: {job}" in text, text[-6000:]
+    assert len(starts) == 1, text[-6000:]
+    return int(starts[0])
+
+
+@pytest.mark.slurm
+def test_scontrol_requeue_resumes_from_last_ckpt_to_the_end(
+    slurm: LocalSlurm, tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    hold = {"class_path": "slurm_hold.HoldFirstRun", "init_args": {"step": HOLD_AT, "marker_dir": str(markers)}}
+    config = write_config(tmp_path, tiny_teacher_dir, hold, MAX_GENERATOR_STEPS)
+    job = submit(slurm, tmp_path, config, name="signs-scontrol")
+    output = tmp_path / f"job-{job}.out"
+    run_dir = tmp_path / "runs" / f"sign_tiny-{job}"
+    try:
+        slurm.wait_for_job(
+            job, lambda _: len(list(markers.glob("held-*"))) == 2, HOLD_TIMEOUT_S, "both ranks at the held step"
+        )
+        slurm.run(["scontrol", "requeue", str(job)])
+        record = slurm.wait_for_job(
+            job, lambda fields: fields["JobState"] == "COMPLETED", FINISH_TIMEOUT_S, "the rerun to complete"
+        )
+    except SlurmClusterError as error:
+        pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
+
+    text = output.read_text()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resumed_at = check_one_resumed_rerun(record, text, {last.resolve()}, tmp_path)
+    # SIGTERM finds the ranks after step HOLD_AT: the rerun resumes from there when the fit saved last.ckpt on
+    # SIGTERM, else from the periodic save before it.
+    assert resumed_at in {LAST_PERIODIC_SAVE, HOLD_AT}, text[-6000:]
+    assert counters(last)["generator_steps"] == MAX_GENERATOR_STEPS
+
+
+@pytest.mark.slurm
+def test_sigusr1_while_training_saves_at_a_batch_end_requeues_and_resumes_there(
+    slurm: LocalSlurm, tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    pace = {
+        "class_path": "slurm_hold.PaceFirstRun",
+        "init_args": {"step": PASS_AT, "marker_dir": str(markers), "seconds": PACE_SECONDS},
+    }
+    config = write_config(tmp_path, tiny_teacher_dir, pace, PACED_MAX_GENERATOR_STEPS)
+    job = submit(slurm, tmp_path, config, name="signs-sigusr1")
+    output = tmp_path / f"job-{job}.out"
+    run_dir = tmp_path / "runs" / f"sign_tiny-{job}"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    signalled = tmp_path / "signalled.ckpt"
+    try:
+        slurm.wait_for_job(
+            job, lambda _: len(list(markers.glob("passed-*"))) == 2, HOLD_TIMEOUT_S, "both ranks past the step"
+        )
+        slurm.run(["scancel", "--signal=USR1", str(job)])
+        # The rerun starts 11 s or more after the requeue: last.ckpt is still the one the signal had written.
+        slurm.wait_for_job(job, lambda fields: fields["Restarts"] == "1", FINISH_TIMEOUT_S, "the job to requeue")
+        shutil.copyfile(last, signalled)
+        assert "SLURM_RESTART_COUNT=1" not in job_output(output), "the rerun started before last.ckpt was copied"
+        record = slurm.wait_for_job(
+            job, lambda fields: fields["JobState"] == "COMPLETED", FINISH_TIMEOUT_S, "the rerun to complete"
+        )
+    except SlurmClusterError as error:
+        pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
+
+    text = output.read_text()
+    resumed_at = check_one_resumed_rerun(record, text, {last.resolve()}, tmp_path)
+    saved = checkpoint(signalled)
+    steps = saved["signs_counters"]
+    # Signalled while training, after PASS_AT and before the end; saved at a batch boundary: both optimizers of every
+    # batch counted have stepped (a save inside a step would have one generator update without its fake-score one).
+    assert PASS_AT < steps["generator_steps"] < PACED_MAX_GENERATOR_STEPS, steps
+    assert saved["global_step"] == 2 * steps["global_batches"] == 2 * steps["generator_steps"], (saved, steps)
+    assert f"SIGUSR1: saving at global step {saved['global_step']}, then requeuing the job" in text, text[-6000:]
+    assert text.count(f"Requeued SLURM job: {job}") == 1, text[-6000:]
+    # The rerun continued from exactly that state, to exactly the end; Lightning's in-handler save stayed off.
+    assert resumed_at == steps["generator_steps"], text[-6000:]
+    assert counters(last)["generator_steps"] == PACED_MAX_GENERATOR_STEPS
+    assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))
 
 
 def test_ckpt_path_last_takes_the_newest_of_last_and_hpc_checkpoints(tmp_path: Path) -> None:

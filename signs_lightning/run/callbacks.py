@@ -23,7 +23,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
       ``max_generator_steps`` or an early stop between two ``every_n_train_steps`` saves leaves a ``last.ckpt``
       that lags behind the model by up to that many steps; resuming from it would silently repeat them.
     - On SIGTERM (what schedulers send before a kill) the fit's state is saved to ``last.ckpt`` (a file, whatever
-      ``save_last`` says) before Lightning stops the fit; ``sigterm_checkpoint`` is then its path.
+      ``save_last`` says) before Lightning stops the fit; ``sigterm_checkpoint`` is then its path. A ``last.ckpt``
+      already written at that global step as a file (a SLURM requeue's, ``save_before_requeue``) is not written
+      again: the SIGTERM that follows a requeue finds it.
     - A fit that does not resume refuses a folder that already holds checkpoints: Lightning would write
       ``last-v1.ckpt`` beside the earlier run's ``last.ckpt``, and "resume from last" could pick either run.
     - Without ``dirpath`` the checkpoints go to ``<trainer.default_root_dir>/checkpoints``, not Lightning's
@@ -39,6 +41,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sigterm_checkpoint: str | None = None
+        self._last_file_step: int | None = None  # the global step last.ckpt was last written at as a file
         # A dirpath given in the config does not follow trainer.default_root_dir: the refusal says which to change.
         self._dirpath_given = self.dirpath is not None
         self._resumed_in_own_folder = False  # set by on_load_checkpoint, read by load_state_dict right after it
@@ -111,14 +114,33 @@ class ModelCheckpoint(LightningModelCheckpoint):
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
         if not fitting or trainer.global_step == 0:
             return
+        self.sigterm_checkpoint = self._save_last_file(trainer, "SIGTERM")
+
+    def save_before_requeue(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> str:
+        """At the end of a training batch, before a SLURM requeue (``signs_lightning/run/requeue.py``): this batch's
+        periodic saves, then the fit's state in ``last.ckpt`` as a file; returns its path."""
+        # The periodic saves first: after the save below the callback would skip them (one save per global step).
+        self.on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        return self._save_last_file(trainer, "requeue")
+
+    def _save_last_file(self, trainer: L.Trainer, reason: str) -> str:
+        """The fit's state in ``last.ckpt`` as a real file (a "link" would point at an older periodic save); its path.
+
+        Not written again when it already holds this global step: nothing has changed since.
+        """
         path = self.last_model_path or self.format_checkpoint_name(
             self._monitor_candidates(trainer), self.CHECKPOINT_NAME_LAST
         )
-        # A real file even when save_last is "link": the link would point at an older periodic save.
+        if self._last_file_step == trainer.global_step:
+            rank_zero_info(f"{reason}: the fit's state at global step {trainer.global_step} is already in {path}")
+            return path
         self.last_model_path = path  # before saving: it is part of the saved callback state
         self._save_checkpoint(trainer, path)
-        self.sigterm_checkpoint = path
-        rank_zero_info(f"SIGTERM: saved the fit's state at global step {trainer.global_step} to {path}")
+        self._last_file_step = trainer.global_step
+        rank_zero_info(f"{reason}: saved the fit's state at global step {trainer.global_step} to {path}")
+        return path
 
     def _refuse_an_earlier_runs_folder(self, trainer: L.Trainer) -> None:
         if trainer.ckpt_path is not None or self.dirpath is None or not (self.save_last or self.save_top_k != 0):

@@ -20,6 +20,7 @@ from signs_lightning.data.errors import CorruptDatasetError
 from signs_lightning.run.checkpoint_args import check_model_class, merge_model_args, recorded_teacher
 from signs_lightning.run.config_layers import with_bases
 from signs_lightning.run.process_group import close_process_group
+from signs_lightning.run.requeue import RequeueOnSignal, without_lightning_requeue
 
 # name -> "module:function" taking the arguments after the name. Imported on use, so that ``signs fit`` pays nothing
 # for these commands, and so that the commands may build on this module (they sit above it).
@@ -55,6 +56,8 @@ class SignsCLI(LightningCLI):
     idempotence and reconstruction errors, class coverage). Beyond LightningCLI:
 
     - every Trainer writes checkpoints atomically (``AtomicCheckpointIO``, unless the config names a CheckpointIO);
+    - under Slurm, SIGUSR1 saves ``last.ckpt`` at the end of a training batch and requeues the job
+      (``signs_lightning/run/requeue.py``) instead of Lightning's auto-requeue, which saves inside its signal handler;
     - a ``--config`` file brings the layers its ``# bases:`` line names (``signs_lightning/run/config_layers.py``),
       loaded right before it unless given earlier;
     - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
@@ -136,9 +139,13 @@ class SignsCLI(LightningCLI):
         return init_args.as_dict() if init_args is not None else {}
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        configured = self._get(self.config_init, "trainer", default={}).get("plugins")
-        kwargs["plugins"] = with_atomic_checkpoint_io(kwargs.get("plugins", configured))
-        return super().instantiate_trainer(**kwargs)
+        configured = self._get(self.config_init, "trainer", default={})
+        plugins = with_atomic_checkpoint_io(kwargs.get("plugins", configured.get("plugins")))
+        kwargs["plugins"] = without_lightning_requeue(plugins, kwargs.get("strategy", configured.get("strategy")))
+        trainer = super().instantiate_trainer(**kwargs)
+        # Every fit requeues on SIGUSR1 under Slurm without a callback in its config (a no-op elsewhere).
+        trainer.callbacks.append(RequeueOnSignal())
+        return trainer
 
     def _check_resolved_checkpoint(self) -> None:
         """The class check for a ckpt_path resolved only once the trainer exists (``--ckpt_path last``)."""
@@ -189,7 +196,7 @@ class SignsCLI(LightningCLI):
         self._refuse_untrained()
 
     def after_instantiate_classes(self) -> None:
-        # `--ckpt_path last` also considers SLURM's HPC checkpoint (signs_lightning/run/resume.py).
+        # `--ckpt_path last` also considers the HPC checkpoints of older runs (signs_lightning/run/resume.py).
         if self.subcommand is not None:
             from signs_lightning.run.resume import resolve_ckpt_path
 

@@ -1,9 +1,10 @@
-"""``--ckpt_path last``: resume from the newest checkpoint a run left, periodic or SLURM's HPC one.
+"""``--ckpt_path last``: resume from the newest checkpoint a run left, ``last.ckpt`` or an HPC checkpoint.
 
-Lightning resolves ``ckpt_path="last"`` to ``ModelCheckpoint``'s ``last*.ckpt`` only, and picks up the
-``hpc_ckpt_<n>.ckpt`` that its SLURM auto-requeue writes in ``default_root_dir`` only when ``ckpt_path`` is None.
-A requeued job must take whichever of the two is newer: the HPC checkpoint after a SIGUSR1 (time limit,
-pre-emption), ``last.ckpt`` after a kill that left no HPC checkpoint or after a resumed run saved again.
+Lightning resolves ``ckpt_path="last"`` to ``ModelCheckpoint``'s ``last*.ckpt`` only. Our SLURM requeue
+(``signs_lightning/run/requeue.py``) writes ``last.ckpt``; Lightning's own auto-requeue, which it replaces, wrote
+``hpc_ckpt_<n>.ckpt`` in ``default_root_dir`` (Lightning picks those up only when ``ckpt_path`` is None). A run folder
+from before the switch, resumed, must continue from whichever is newer: the HPC checkpoint of the interrupted run,
+or the ``last.ckpt`` of a run that resumed from it and saved again.
 """
 
 from __future__ import annotations
