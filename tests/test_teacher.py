@@ -333,3 +333,32 @@ def test_ddpm_family_schedulers_are_accepted(tmp_path, tiny_teacher_dir, schedul
     config = "scheduler/scheduler_config.json"
     teacher = load_teacher(edited_teacher(tmp_path, tiny_teacher_dir, config, _class_name=scheduler))
     torch.testing.assert_close(teacher.schedule.alphas_cumprod, load_teacher(tiny_teacher_dir).schedule.alphas_cumprod)
+
+
+def test_every_teacher_checkpoint_holds_an_ema_of_every_update_in_it(tmp_path) -> None:
+    """A checkpoint written at a batch end (periodic, requeue) must not hold an EMA one update behind the weights."""
+    import lightning as L
+
+    from signs_lightning.data import EmbeddedMNISTDataModule
+    from signs_lightning.modules.teacher import TeacherModule
+    from signs_lightning.run.callbacks import ModelCheckpoint
+
+    model = TeacherModule(image_size=8, block_out_channels=[8, 8, 8], ema_decay=0.9, output_dir=str(tmp_path / "t"))
+    saves = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=4,
+        default_root_dir=tmp_path,
+        logger=False,
+        callbacks=[saves],
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, EmbeddedMNISTDataModule(image_size=8, batch_size=4))
+    written = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    assert len(written) == 2
+    for path in written:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        assert int(checkpoint["state_dict"]["ema.num_updates"]) == checkpoint["global_step"], path.name

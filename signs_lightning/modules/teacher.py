@@ -93,7 +93,10 @@ class TeacherModule(ScoredModule):
         self.log("train/loss_denoise", loss, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: Lightning calls the callbacks' batch-end hooks (the checkpoint saves)
+        # before the module's, so a checkpoint would hold an EMA one update behind its weights.
         self.ema.update(self.model)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
