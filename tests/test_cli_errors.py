@@ -237,6 +237,16 @@ def test_signs_help_lists_every_command_with_a_description(capsys) -> None:
         assert f" {name} {description}" in out, name
 
 
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
+def test_ckpt_path_help_says_what_last_means_here(capsys, subcommand) -> None:
+    """Lightning's own text ("the last model checkpoint from the previous trainer.fit call") is not what we do."""
+    with pytest.raises(SystemExit):
+        main([subcommand, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "previous ``trainer.fit`` call" not in out
+    assert ("hpc_ckpt_*.ckpt" in out) if subcommand == "fit" else ("--allow_untrained true" in out)
+
+
 def test_an_unknown_command_names_every_command(capsys) -> None:
     from signs_lightning.run.cli import COMMAND_HELP
 

@@ -45,6 +45,15 @@ COMMAND_HELP = {
 SIGTERM_EXIT = 128 + 15  # the status a shell reports for a process ended by SIGTERM
 # ckpt_path values that name no file: the Trainer resolves them (and signs_lightning/run/resume.py "last").
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
+FIT_CKPT_PATH_HELP = (
+    "checkpoint file to resume the fit from, or 'last': the newest of the run's last*.ckpt "
+    "(<trainer.default_root_dir>/checkpoints/) and hpc_ckpt_*.ckpt files, or a fresh start (with a warning) when "
+    "there is none. The config's optimizer settings apply from there on (signs_lightning/run/resume.py)"
+)
+EVALUATE_CKPT_PATH_HELP = (
+    "the checkpoint to evaluate (a file, or 'last' as for fit); the teacher it records is reloaded and "
+    "fingerprint-checked. Required unless --allow_untrained true"
+)
 # Raised for bad input, with messages that say what to fix: reported in one line. Others keep their traceback.
 ONE_LINE_ERRORS = (SignsError, OSError, ValueError, CorruptDatasetError, MisconfigurationException)
 
@@ -89,6 +98,11 @@ class SignsCLI(LightningCLI):
         for name in COMMANDS:
             action._choices_actions.append(action._ChoicesPseudoAction(name, (), COMMAND_HELP.get(name)))
         action.metavar = "{" + ",".join([*action.choices, *COMMANDS]) + "}"
+        # Lightning's own text says "last" is the previous fit's last checkpoint; ours resolves it differently.
+        for subcommand, subparser in self._subcommand_parsers.items():
+            for argument in subparser._actions:
+                if argument.dest == "ckpt_path":
+                    argument.help = FIT_CKPT_PATH_HELP if subcommand == "fit" else EVALUATE_CKPT_PATH_HELP
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         if isinstance(args, (dict, Namespace)):
