@@ -28,9 +28,16 @@ class TeacherModule(ScoredModule):
     """DDPM training (the teacher's own loss, any prediction type), EMA weights exported in the hub layout.
 
     Args:
-        image_size, channels: geometry; must match the DataModule (checked in ``setup``).
-        block_out_channels, layers_per_block, attention: the ``UNet2DModel`` (see ``build_unet``).
-        prediction_type, beta_schedule, beta_start, beta_end, num_train_timesteps: the ``DDPMScheduler`` config.
+        image_size: height and width of the images; must match the DataModule (checked in ``setup``).
+        channels: image channels; must match the DataModule.
+        block_out_channels: the ``UNet2DModel``'s channels per resolution level (see ``build_unet``).
+        layers_per_block: the UNet's ResNet layers per level.
+        attention: self-attention in the lowest-resolution level.
+        prediction_type: what the UNet predicts (the ``DDPMScheduler``'s ``prediction_type``).
+        beta_schedule: the ``DDPMScheduler``'s β schedule.
+        beta_start: its first β.
+        beta_end: its last β.
+        num_train_timesteps: its number of timesteps T.
         ema_decay: EMA of the UNet; the exported pipeline holds the EMA weights.
         output_dir: where ``on_fit_end`` writes the pipeline (``model_index.json``, ``unet/``, ``scheduler/``).
         sample_nfe: DDIM steps of the validation grid.
