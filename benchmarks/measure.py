@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import time
@@ -26,6 +27,18 @@ from signs_lightning.evaluation.scoring import (
     score_model,
 )
 from signs_lightning.modules.common import GeneratorModule
+
+
+def training_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast Lightning's precision plugin runs a training step under, for a loop without Lightning:
+    ``bf16-mixed``'s (without the weight-cast cache, as ``MixedPrecision`` does: a compiled network would otherwise
+    compile a second graph for the bare loop), or none for full precision (fp16 also needs a GradScaler, which a
+    bare loop does not have)."""
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    if precision in ("32-true", "32"):
+        return contextlib.nullcontext()
+    raise ValueError(f"a bare training loop supports precision 32-true or bf16-mixed, not {precision!r}")
 
 
 def synchronize(device: torch.device) -> None:

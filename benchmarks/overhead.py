@@ -7,6 +7,8 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.measure import median_seconds, synchronize
+from benchmarks.measure import median_seconds, synchronize, training_autocast
 from benchmarks.provenance import write_results
 from benchmarks.training import extra_overrides, variant_config, variant_overrides
 from benchmarks.variants import HEADLINE, Variant, by_name
 from signs_lightning.modules.common import GeneratorModule, bare_step_tools
-from signs_lightning.modules.sign import SIGNModule
 from signs_lightning.networks.generator import IdempotentGenerator
 from signs_lightning.run import runs
 from signs_lightning.run.cli import cli_main
@@ -41,9 +42,9 @@ class StepClock(L.Callback):
         self.stamps.append(time.perf_counter())
 
 
-def step_times(stamps: list[float], warmup: int) -> list[float]:
-    """Per-step durations from start stamps, without the first ``warmup`` steps (allocator, lazy init)."""
-    return [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+def step_times(stamps: list[float]) -> list[float]:
+    """Per-step durations from start stamps."""
+    return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
 def fixed_batch_loader(x: Tensor, steps: int) -> DataLoader:
@@ -51,6 +52,54 @@ def fixed_batch_loader(x: Tensor, steps: int) -> DataLoader:
     batch_size = x.shape[0]
     images = x.repeat(steps, 1, 1, 1)
     return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
+
+
+def real_batch(cli: Any) -> Tensor:
+    """The first training batch of the config's datamodule."""
+    cli.datamodule.setup("fit")
+    return next(iter(cli.datamodule.train_dataloader()))[0]
+
+
+@dataclass
+class TimedLoops:
+    """What ``timed_loops`` measured: each loop's per-batch durations, one list per round with the warm-up batches
+    included (allocator, lazy initialisation, compilation); the config's ``gen_every``; and the model the last bare
+    loop trained (its networks as they ran)."""
+
+    seconds: dict[str, list[list[float]]]
+    gen_every: int
+    bare_model: GeneratorModule
+
+
+def timed_loops(
+    configs: Sequence[Path],
+    overrides: Sequence[str],
+    log_dir: Path,
+    generator_steps: int,
+    rounds: int,
+    device: torch.device,
+    batch: Callable[[Any], Tensor] = real_batch,
+    first: str = "bare",
+) -> TimedLoops:
+    """``generator_steps`` generator steps of the config's training through ``Trainer.fit`` and through a plain
+    loop over the same step function, ``rounds`` times, on one fixed batch (``batch(cli)``).
+
+    Each round builds both from the config (``signs fit``'s parser, same seed, so the same initial weights,
+    optimizers and trainer settings) and runs them one after the other, ``first`` first in the first round; rounds
+    alternate the order so that slow drifts of a shared machine hit both alike.
+    """
+    seconds: dict[str, list[list[float]]] = {name: [] for name in LOOPS}
+    for round_index in range(rounds):
+        for name in sorted(LOOPS, reverse=(round_index % 2 == 1) != (first == "lightning")):
+            # A folder per fit: each is a new run, and a fit refuses a folder holding an earlier run's checkpoints.
+            limit = [*overrides, f"model.init_args.max_generator_steps={generator_steps}"]
+            cli = cli_main(runs.cli_args(configs, limit, log_dir / f"{name}{round_index}"), run=False)
+            # One batch more than the step limit needs: the limit, not the end of the epoch, stops both loops.
+            loader = fixed_batch_loader(batch(cli), generator_steps * cli.model.gen_every + 1)
+            seconds[name].append(step_times(LOOPS[name](cli, loader, device)))
+            if name == "bare":
+                bare_model = cli.model
+    return TimedLoops(seconds, cli.model.gen_every, bare_model)
 
 
 def lightning_vs_bare(
@@ -64,29 +113,11 @@ def lightning_vs_bare(
     device: torch.device,
 ) -> dict[str, Any]:
     """Median step time of ``variant``'s SIGN training through ``Trainer.fit`` and through a plain loop over the
-    same step function.
-
-    Each round builds both from the variant's config (``signs fit``'s parser, same seed, so the same initial
-    weights, optimizers and trainer settings) and runs them one after the other on the same fixed batch; rounds
-    alternate the order so that slow drifts of a shared machine hit both alike.
-    """
-    loops = {"lightning": run_lightning, "bare": run_bare}
-    times: dict[str, list[float]] = {name: [] for name in loops}
-    total = warmup + steps
-    for round_index in range(rounds):
-        for name in sorted(loops, reverse=round_index % 2 == 1):
-            # A folder per fit: each is a new run, and a fit refuses a folder holding an earlier run's checkpoints.
-            overrides = [
-                *variant_overrides(variant, teacher_dir, extra_overrides),
-                f"model.init_args.max_generator_steps={total}",
-            ]
-            cli_args = runs.cli_args(config_files(variant["config"]), overrides, log_dir / f"{name}{round_index}")
-            cli = cli_main(cli_args, run=False)
-            cli.datamodule.setup("fit")
-            x = next(iter(cli.datamodule.train_dataloader()))[0]
-            # One batch more than the step limit needs: the limit, not the end of the epoch, stops both loops.
-            loader = fixed_batch_loader(x, total * cli.model.gen_every + 1)
-            times[name].extend(step_times(loops[name](cli, loader, device), warmup))
+    same step function (``timed_loops`` on the datamodule's first batch), without each loop's first ``warmup``
+    batches."""
+    overrides = variant_overrides(variant, teacher_dir, extra_overrides)
+    timed = timed_loops(config_files(variant["config"]), overrides, log_dir, warmup + steps, rounds, device)
+    times = {name: [t for run in runs for t in run[warmup:]] for name, runs in timed.seconds.items()}
     lightning_step, bare_step_seconds = statistics.median(times["lightning"]), statistics.median(times["bare"])
     return {
         "variant": variant["name"],
@@ -106,24 +137,37 @@ def run_lightning(cli: Any, loader: DataLoader, device: torch.device) -> list[fl
     return clock.stamps
 
 
+def bare_training(model: GeneratorModule, device: torch.device) -> dict[str, Any]:
+    """``model`` on ``device``, prepared as a fit prepares it (without a strategy), with plain PyTorch backward and
+    clipping (``bare_step_tools``) injected in place of Lightning's; returns its optimizers by name."""
+    model.to(device).train()
+    model.prepare_training(None)
+    configs = model.configure_optimizers()
+    model.step_tools = bare_step_tools(model)
+    return {name: config["optimizer"] for name, config in zip(model.optimizer_names, configs)}
+
+
 def run_bare(cli: Any, loader: DataLoader, device: torch.device) -> list[float]:
     """Batch start stamps of the module's own ``seeded_train_batch`` in a plain loop over ``loader``, with the
-    config's model and optimizers and plain PyTorch backward/clipping (``bare_step_tools``)."""
-    model: SIGNModule = cli.model.to(device).train()
-    model.losses.setup(None)  # what ``on_fit_start`` does, without a strategy
-    configs = model.configure_optimizers()
-    optimizers = {name: config["optimizer"] for name, config in zip(model.optimizer_names, configs)}
-    # The module's own step function, with plain PyTorch backward and clipping injected in place of Lightning's.
-    model.step_tools = bare_step_tools(model)
+    config's model and optimizers (``bare_training``), under the autocast of the config's precision."""
+    model: GeneratorModule = cli.model
+    optimizers = bare_training(model, device)
     stamps = []
-    for x, _ in loader:
-        synchronize(device)
-        stamps.append(time.perf_counter())
-        # The module's own stopping rule (``on_train_batch_start``), so both loops stamp the same batches.
-        if model.generator_steps >= model.max_generator_steps:
-            break
-        model.seeded_train_batch(x.to(device), optimizers)
+    with training_autocast(str(cli.trainer.precision), device):
+        for x, _ in loader:
+            synchronize(device)
+            stamps.append(time.perf_counter())
+            # The module's own stopping rule (``on_train_batch_start``), so both loops stamp the same batches.
+            if model.generator_steps >= model.max_generator_steps:
+                break
+            model.seeded_train_batch(x.to(device), optimizers)
     return stamps
+
+
+LOOPS: dict[str, Callable[[Any, DataLoader, torch.device], list[float]]] = {
+    "lightning": run_lightning,
+    "bare": run_bare,
+}
 
 
 @torch.no_grad()

@@ -8,13 +8,16 @@
 3. each variant trained through ``signs fit`` for ``--budget-seconds`` (IGN: ``--ign-time-factor`` times that),
    scored at its NFE settings and f(f(z)), and written to ``<output>/<variant>.json``;
 4. the framework overhead (Lightning vs a bare loop; ``model.sample`` vs a bare forward);
-5. ``summary.json``, ``results.md`` (table and targets) and ``fid_vs_nfe.png``.
+5. the demo config's training step against its compute limit, each speed option on and off (``benchmarks.speed``,
+   ``<output>/speed/<cpu|gpu>_demo*.json``);
+6. ``summary.json``, ``results.md`` (table and targets) and ``fid_vs_nfe.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 import time
@@ -23,7 +26,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import report
+from benchmarks import report, speed
 from benchmarks.measure import Scorer, device_name
 from benchmarks.overhead import lightning_vs_bare, sample_vs_forward
 from benchmarks.provenance import source_config, write_results
@@ -164,6 +167,36 @@ def generator_entry(
     }
 
 
+# What the summary keeps of benchmarks.speed's results (its own file has the rest).
+SPEED_SUMMARY = (
+    "step_seconds",
+    "limit_seconds",
+    "step_over_limit",
+    "bare_over_lightning",
+    "generator_steps_per_second",
+    "speedup_defaults_over_all_off",
+    "options_on",
+)
+# --smoke: the cheap options only (compiling takes minutes on a CPU), the features of a random convolution (the
+# LeNet's would be trained first).
+SMOKE_SPEED = [
+    "--smoke",
+    "--options",
+    "foreach_ema",
+    "one_pass_gradients",
+    "--extractor",
+    "signs_lightning.evaluation.RandomConvFeatures",
+]
+
+
+def speed_summary(teacher_dir: Path, out: Path, workdir: Path, smoke: bool) -> dict[str, Any]:
+    """``benchmarks.speed`` on the demo config with this teacher; its headline numbers and file."""
+    argv = ["--teacher", str(teacher_dir), "--output", str(out / "speed"), "--workdir", str(workdir / "speed")]
+    path = speed.main(argv + (SMOKE_SPEED if smoke else []))
+    data = json.loads(path.read_text())
+    return {**{key: data[key] for key in SPEED_SUMMARY}, "file": os.path.relpath(path, out)}
+
+
 def bench_main(argv: list[str] | None = None) -> Path:
     """Run the benchmark; returns the results folder."""
     args = parse_args(argv)
@@ -221,6 +254,8 @@ def bench_main(argv: list[str] | None = None) -> Path:
             args.overhead_rounds,
             device,
         )
+    print("[bench] speed: the demo config's step against its compute limit, each speed option on and off")
+    speed_results = speed_summary(teacher_dir, out, workdir, args.smoke)
     summary = {
         "settings": {
             "argv": args.argv,
@@ -236,6 +271,7 @@ def bench_main(argv: list[str] | None = None) -> Path:
         },
         "models": models,
         "overhead": overhead,
+        "speed": speed_results,
         "targets": report.targets(models, overhead),
         "wall_seconds": time.perf_counter() - start,
     }

@@ -7,10 +7,14 @@
    ``configs/sign_cifar10_all_terms.yaml`` (every loss term, 5:1: the first GPU check's config, for comparison),
    with the UNet at its real size: random weights in ``google/ddpm-cifar10-32``'s architecture (35.7M parameters);
 3. one-step and multi-step sampling images/s, L_reg pair generation (the shipped config's solver: UniPC-20)
-   pairs/s, Inception FID images/s, peak GPU memory of each.
+   pairs/s, Inception FID images/s, peak GPU memory of each;
+4. the training step of ``configs/sign_cifar10.yaml`` (batch 128, bf16-mixed) against its compute limit
+   (``benchmarks.speed``), eager and compiled, with the other speed options at their defaults.
 
-Writes ``OUT/gpu_check.json`` and prints it. ``--tiny`` runs the same code at toy sizes on any device (the test
-suite does, so that this script cannot rot between GPU sessions).
+Writes ``OUT/gpu_check.json`` (and ``benchmarks.speed``'s own file, ``OUT/gpu_cifar10_<card>.json``) and prints
+it. ``--tiny`` runs the same code at toy sizes on any device (the test suite does, so that this script cannot rot
+between GPU sessions), the step against its limit eager only (inductor takes minutes to compile even a toy UNet on
+a CPU).
 
     python scripts/gpu_check.py OUT [--tiny] [--inception-fp16 FILE]
 """
@@ -29,10 +33,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from diffusers import UNet2DModel
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks import speed
 from benchmarks.measure import median_seconds, synchronize
+from benchmarks.overhead import StepClock, step_times
 from benchmarks.provenance import composed_config, write_results
 from signs_lightning.core.cache import atomic_torch_save
 from signs_lightning.core.distributed import LocalStrategy
@@ -59,22 +65,6 @@ def config_args(config: Path) -> list[str]:
     return [item for path in config_files(config) for item in ("--config", str(path))]
 
 
-# google/ddpm-cifar10-32's unet/config.json (35.7M parameters).
-CIFAR10_UNET = dict(
-    sample_size=32,
-    in_channels=3,
-    out_channels=3,
-    layers_per_block=2,
-    block_out_channels=(128, 256, 256, 256),
-    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-    downsample_padding=0,
-    flip_sin_to_cos=False,
-    freq_shift=1,
-    norm_eps=1e-6,
-    norm_num_groups=32,
-    attention_head_dim=None,
-)
 TINY_UNET = dict(
     sample_size=32,
     in_channels=3,
@@ -88,18 +78,9 @@ TINY_UNET = dict(
 
 
 def write_teacher(path: Path, tiny: bool) -> int:
-    """A random-weight teacher in the diffusers pipeline layout; returns its parameter count."""
-    torch.manual_seed(0)
-    unet = UNet2DModel(**(TINY_UNET if tiny else CIFAR10_UNET))
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_schedule="linear",
-        prediction_type="epsilon",
-        variance_type="fixed_large",
-        clip_sample=False,
-    )
-    DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(path)
-    return sum(p.numel() for p in unet.parameters())
+    """A random-weight teacher in the diffusers pipeline layout (google/ddpm-cifar10-32's architecture, or a toy
+    one); returns its parameter count."""
+    return speed.write_random_teacher(path, lambda: UNet2DModel(**(TINY_UNET if tiny else speed.CIFAR10_UNET)))
 
 
 def install_inception_fp16(path: Path) -> None:
@@ -151,17 +132,6 @@ def rehearse(work: Path, accelerator: str, precision: str, fid_samples: int) -> 
     return reports
 
 
-class BatchClock(L.Callback):
-    """Time stamps at the start of every training batch."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.stamps = device, []
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        synchronize(self.device)
-        self.stamps.append(time.perf_counter())
-
-
 def training_throughput(
     config: Path, work: Path, accelerator: str, precision: str, batch: int, generator_steps: int, reg_pairs: int
 ) -> tuple[dict[str, Any], Any]:
@@ -209,12 +179,12 @@ def training_throughput(
     images = torch.rand(batch * gen_every * (generator_steps + 1), 3, 32, 32) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch)
     device = cli.trainer.strategy.root_device
-    clock = BatchClock(device)
+    clock = StepClock(device)
     cli.trainer.callbacks.append(clock)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     cli.trainer.fit(cli.model, train_dataloaders=loader)
-    steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])][gen_every * 2 :]  # first 2 cycles: warm-up
+    steps = step_times(clock.stamps)[gen_every * 2 :]  # first 2 cycles: warm-up
     cycle = statistics.median(steps) * gen_every  # one generator step and gen_every fake-score steps
     return {
         "batch_size": batch,
@@ -237,6 +207,36 @@ def sampling_throughput(model: Any, device: torch.device, batch: int) -> dict[st
             seconds = median_seconds(lambda: model.sample(z, nfe), 5, device)
         result[f"nfe{nfe}_images_per_second"] = batch / seconds
     return result
+
+
+# What the report keeps of each measured set of options (benchmarks.speed's file has the rest).
+SPEED_FIELDS = (
+    "step_seconds",
+    "bare_step_seconds",
+    "limit_seconds",
+    "step_over_limit",
+    "bare_over_lightning",
+    "generator_steps_per_second",
+    "warmup_seconds",
+    "amortised_step_seconds",
+    "options",
+)
+
+
+def step_against_limit(out: Path, work: Path, tiny: bool) -> dict[str, Any]:
+    """``benchmarks.speed`` on ``configs/sign_cifar10.yaml`` (batch 128; the config's bf16-mixed): the default
+    options, eager and compiled (compiled: None with ``tiny``)."""
+    argv = ["--config", str(CONFIG), "--teacher", str(work / "teacher"), "--workdir", str(work / "speed")]
+    argv += ["--output", str(out), "--extractor", "none"]  # Inception's features/s: measured above
+    argv += ["--batch-size", "8", "--smoke", "--options"] if tiny else ["--batch-size", "128", "--options", "compile"]
+    path = speed.main(argv)
+    runs = json.loads(path.read_text())["option_runs"]
+    defaults = speed.default_options()
+    found = {"eager": None, "compiled": None}
+    for run in runs:
+        if {**run["options"], "compile": defaults["compile"]} == defaults:
+            found["compiled" if run["options"]["compile"] else "eager"] = {key: run[key] for key in SPEED_FIELDS}
+    return {**found, "file": path.name}
 
 
 def main() -> None:
@@ -292,6 +292,7 @@ def main() -> None:
         report["inception_images_per_second"] = len(images) / median_seconds(lambda: extractor(images), 3, device)
     if cuda:
         report["peak_memory_gib_overall"] = torch.cuda.max_memory_allocated(device) / 2**30
+    report["step_against_limit"] = step_against_limit(out, work, args.tiny)
     report = write_results(out / "gpu_check.json", report, composed_config(config_files(CONFIG)))
     print("GPU-CHECK " + json.dumps(report))
 

@@ -36,3 +36,9 @@ def test_gpu_check_runs_at_toy_sizes(tmp_path: Path) -> None:
     assert (report["training"]["regression_stage"]["gen_every"], report["training"]["dmd_stage"]["gen_every"]) == (1, 5)
     assert {"nfe1_images_per_second", "nfe4_images_per_second"} <= set(report["sampling"])
     assert report["pairs_unipc20_per_second"] > 0 and report["inception_images_per_second"] > 0
+    # The step against its compute limit (benchmarks.speed), eager only at toy sizes.
+    step = report["step_against_limit"]
+    assert step["compiled"] is None and step["eager"]["options"]["compile"] is False
+    assert all(step["eager"][key] > 0 for key in ("step_seconds", "limit_seconds", "step_over_limit"))
+    assert step["eager"]["bare_over_lightning"] > 0 and step["eager"]["generator_steps_per_second"] > 0
+    assert json.loads((tmp_path / step["file"]).read_text())["settings"]["precision"] == "bf16-mixed"

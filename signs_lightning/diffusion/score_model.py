@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -33,6 +34,9 @@ class ScoreModel(nn.Module):
         self.source = source
         self._frozen = False
         self._fingerprint: str | None = None  # a frozen model's, hashed once in freeze()
+        # Whether calls that only make targets run under inference mode (``target_mode``); set by the training
+        # module's ``teacher_inference_mode`` switch.
+        self.inference_targets = False
 
     # -- frozen teachers -------------------------------------------------------------------------------------
     def freeze(self) -> "ScoreModel":
@@ -53,6 +57,17 @@ class ScoreModel(nn.Module):
         clone._fingerprint = None  # it trains: hashed at each call
         clone.requires_grad_(True)
         return clone.train()
+
+    def target_mode(self) -> contextlib.AbstractContextManager:
+        """The grad mode of calls whose results are only targets, never differentiated: ``torch.inference_mode``
+        when ``inference_targets`` is on (no autograd bookkeeping at all: no version counters, no view tracking),
+        else ``torch.no_grad``.
+
+        An inference-mode tensor cannot be saved for backward: its users may only feed it to ops that save nothing
+        of it, as the losses do (every distance and L_dmd's target start with a subtraction, whose backward needs
+        neither operand).
+        """
+        return torch.inference_mode() if self.inference_targets else torch.no_grad()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -1,7 +1,8 @@
 """The maths of SIGN's loss terms (docs/method.md §4, "Loss terms"); ``losses/terms.py`` wraps them as units.
 
 f is the student ``IdempotentGenerator``; teacher and fake score are ``ScoreModel``s. Images are (B, C, H, W).
-Every teacher and fake-score evaluation that only provides a target runs under ``torch.no_grad``.
+Every teacher and fake-score evaluation that only provides a target runs under the teacher's ``target_mode``
+(``torch.no_grad``, or ``torch.inference_mode`` when the module's ``teacher_inference_mode`` is on).
 
 Terms whose only trainable call is a plain f(input) take that output (``f_x``, ``f_y``, ``f_z_ref``) rather than
 f itself, so the module can run all of one step's f calls as one batched forward (GroupNorm UNets are
@@ -62,7 +63,7 @@ def flow_pair(target_f: nn.Module, teacher: ScoreModel, x: Tensor, num_intervals
     n = torch.randint(0, num_intervals, (x.shape[0],), device=x.device)
     t_next, t_prev = grid[n + 1], grid[n]
     y = teacher.q_sample(x, t_next, torch.randn_like(x))
-    with torch.no_grad():
+    with teacher.target_mode():
         y_hat = teacher.ddim_step(y, t_next, torch.where(t_prev == 0, torch.full_like(t_prev, -1), t_prev))
         return y, target_f(y_hat)
 
@@ -87,7 +88,7 @@ def dmd_loss(
         low, high = int(t_min_fraction * num_timesteps), int(t_max_fraction * num_timesteps)
         t = torch.randint(low, high + 1, (x_g.shape[0],), device=x_g.device)
     noise = torch.randn_like(x_g) if noise is None else noise
-    with torch.no_grad():
+    with teacher.target_mode():
         x_t = teacher.q_sample(x_g.detach(), t, noise)
         real = teacher.predict_x0(x_t, t)
         fake = fake_score.predict_x0(x_t, t)

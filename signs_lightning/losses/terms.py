@@ -343,7 +343,8 @@ class DataRegression(LossTerm):
         x = step.x[: max(1, round(self.fraction * step.x.shape[0]))]
         t = torch.randint(round(self.t_min * last), round(self.t_max * last) + 1, (x.shape[0],), device=x.device)
         x_t = teacher.q_sample(x, t, torch.randn_like(x))
-        return {"noised_data": x_t}, teacher.ddim_from(x_t, t, self.sampler_steps)
+        with teacher.target_mode():
+            return {"noised_data": x_t}, teacher.ddim_from(x_t, t, self.sampler_steps)
 
     def loss(self, step: Step, outputs: dict[str, Tensor], targets: Tensor) -> Tensor:
         return self.context.distance(outputs["noised_data"], targets)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from signs_lightning.core.distributed import DistributedStrategy
 from signs_lightning.core.errors import SignsError
 from signs_lightning.core.randomness import run_seed, seed_step, seeded_generator
 from signs_lightning.data.errors import check_matches_model
@@ -100,6 +101,20 @@ class GeneratorModule(ScoredModule):
         max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
         predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
 
+    Speed switches (each measured on and off by ``python -m benchmarks.speed``; none changes the checkpoint format,
+    and only channels_last changes what is trained beyond float rounding: the terms' ``randn_like`` fill their
+    channels-last tensors in memory order, other draws of the same noise):
+        compile: ``torch.compile`` f, the teacher and the terms' networks (the fake score) once the fit starts
+            (``nn.Module.compile``: the state-dict keys keep their names). The first steps pay the compilation.
+        channels_last: f, its EMA, the teacher and the fake score, and the training batches, in the channels-last
+            memory format (NHWC convolutions and norms).
+        foreach_ema: the EMA updated by fused ``torch._foreach_*`` kernels with its decay computed on the device
+            (``EMA``'s ``foreach``), instead of a loop over the parameters reading the update count to the host.
+        one_pass_gradients: one pass over the gradients per update: their total norm, computed once, decides the
+            skip and scales the clip (else the finiteness check and the clip each walk every gradient).
+        teacher_inference_mode: the teacher's and the fake score's target-only calls run under
+            ``torch.inference_mode`` instead of ``torch.no_grad`` (``ScoreModel.target_mode``).
+
     Keyword-only, given by the subclass:
         student: f, (B, C, H, W) → (B, C, H, W); the trained network.
         teacher: frozen ``ScoreModel`` or ``None``; never saved in checkpoints (only its source and fingerprint).
@@ -139,6 +154,11 @@ class GeneratorModule(ScoredModule):
         max_consecutive_skips: int = 10,
         predict_samples: int = 64,
         predict_nfe: int = 1,
+        compile: bool = False,
+        channels_last: bool = False,
+        foreach_ema: bool = True,
+        one_pass_gradients: bool = True,
+        teacher_inference_mode: bool = True,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -163,7 +183,7 @@ class GeneratorModule(ScoredModule):
         if schedule is None:
             schedule = teacher.schedule if teacher is not None else default_schedule()
         self.schedule = schedule
-        self.ema = EMA(student, ema_decay) if ema_decay is not None else None
+        self.ema = EMA(student, ema_decay, foreach=foreach_ema) if ema_decay is not None else None
         self.max_generator_steps = max_generator_steps
         self.gradient_clip_norm = gradient_clip_norm
         self.sample_nfe = list(sample_nfe)
@@ -175,6 +195,11 @@ class GeneratorModule(ScoredModule):
         self.max_consecutive_skips = max_consecutive_skips
         self.predict_samples = predict_samples
         self.predict_nfe = predict_nfe
+        # Not ``self.compile``: that is nn.Module's method.
+        self.compile_networks = compile
+        self.channels_last = channels_last
+        self.one_pass_gradients = one_pass_gradients
+        self.teacher_inference_mode = teacher_inference_mode
         self.gen_every = gen_every
         self.generator_warmup = generator_warmup
         self.distance = distance_fn(distance)
@@ -235,7 +260,30 @@ class GeneratorModule(ScoredModule):
         if self.seed is None:
             self.seed = run_seed()
         # Here, not in ``setup``: the teacher is on the training device only once the strategy has moved it.
-        self.losses.setup(self.trainer.strategy)
+        self.prepare_training(self.trainer.strategy)
+
+    def prepare_training(self, strategy: DistributedStrategy | None) -> None:
+        """Once the module is on its training device, before the first step (``on_fit_start``; a bare training
+        loop calls it itself): the terms' set-up, then the speed switches."""
+        self.losses.setup(strategy)
+        # After the set-up: L_reg's cached teacher pairs are made by the plain eager teacher, exactly as before.
+        if self.channels_last:
+            for network in self._networks(self.sampling_network):
+                network.to(memory_format=torch.channels_last)
+        if self.teacher is not None:
+            self.teacher.inference_targets = self.teacher_inference_mode
+        if self.compile_networks:
+            # In place (nn.Module.compile): no ``_orig_mod.`` in the state dict. Here and not at construction:
+            # the EMA and the fake score are deep copies made before, which must not share f's or the teacher's
+            # compiled call.
+            for network in self._networks():
+                network.compile()
+
+    def _networks(self, *extra: nn.Module) -> list[nn.Module]:
+        """f, the teacher, the terms' own networks (the fake score) and ``extra``: the networks a step runs."""
+        networks = [self.student, *extra]
+        networks += [self.teacher] if self.teacher is not None else []
+        return networks + [m for m in self.losses.modules() if isinstance(m, ScoreModel)]
 
     def configure_optimizers(self) -> list[dict[str, Any]]:
         optimizers = [("generator", self.generator_optimizer(self.student.parameters()), self.generator_lr_scheduler)]
@@ -269,8 +317,9 @@ class GeneratorModule(ScoredModule):
 
         An update whose gradient is not finite is skipped (no weight, optimizer, scheduler or EMA change), counted
         and logged; ``max_consecutive_skips`` in a row raise ``NonFiniteUpdates`` naming the last checkpoint. The
-        check reads the all-reduced gradient, so every DDP rank takes the same decision. Returns whether the
-        update was applied.
+        check reads the all-reduced gradient, so every DDP rank takes the same decision. Under fp16 the precision
+        plugin's GradScaler makes that decision instead (it unscales before clipping and skips non-finite steps
+        itself). Returns whether the update was applied.
         """
         optimizer.zero_grad(set_to_none=True)
         tools = self.step_tools
@@ -278,17 +327,10 @@ class GeneratorModule(ScoredModule):
             self.manual_backward(loss)
         else:
             tools.backward(loss)
-        if not self._gradient_is_finite(parameters()):
+        if not self._finite_and_clipped(optimizer, parameters):
             self._skip(name)
             return False
         self.consecutive_skips = 0
-        if self.gradient_clip_norm is not None:
-            if tools is None:
-                self.clip_gradients(
-                    optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm"
-                )
-            else:
-                tools.clip(optimizer, self.gradient_clip_norm)
         optimizer.step()
         if self._schedulers.get(name) is not None:
             self._schedulers[name].step()
@@ -303,11 +345,47 @@ class GeneratorModule(ScoredModule):
             self.generator_steps += 1
         return applied
 
+    def _fp16(self) -> bool:
+        """Whether Lightning trains in fp16, whose GradScaler skips non-finite steps itself (and whose scaled
+        gradients may overflow before it unscales them)."""
+        return self._trainer is not None and str(self.trainer.precision) in ("16-mixed", "16")
+
+    def _finite_and_clipped(self, optimizer: Any, parameters: Callable[[], Iterable[Tensor]]) -> bool:
+        """Whether the update's gradient is finite (under fp16 the GradScaler decides, later); if so, it is now
+        clipped."""
+        if self.one_pass_gradients and not self._fp16():
+            return self._check_and_clip(list(parameters()))
+        if not (self._fp16() or self._gradient_is_finite(parameters())):
+            return False
+        self._clip(optimizer)
+        return True
+
     def _gradient_is_finite(self, parameters: Iterable[Tensor]) -> bool:
-        if self._trainer is not None and str(self.trainer.precision) in ("16-mixed", "16"):
-            return True  # fp16's GradScaler skips non-finite steps itself (and its scaled gradients may overflow)
         norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
         return not norms or bool(torch.isfinite(torch.stack(norms).sum()))
+
+    def _clip(self, optimizer: Any) -> None:
+        """Clip the gradients' total norm to ``gradient_clip_norm``: Lightning's ``clip_gradients`` (precision
+        plugins: fp16 unscales first), or the injected bare one."""
+        if self.gradient_clip_norm is None:
+            return
+        if self.step_tools is None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+        else:
+            self.step_tools.clip(optimizer, self.gradient_clip_norm)
+
+    def _check_and_clip(self, parameters: list[Tensor]) -> bool:
+        """``one_pass_gradients``: whether the total gradient norm is finite and, if so, the gradients clipped by
+        that same norm. Lightning's ``clip_gradients`` would compute the norm again; for the precisions that reach
+        here (not fp16) it is exactly ``clip_grad_norm_`` over these parameters, which this is, in one pass."""
+        with_grad = [p for p in parameters if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in with_grad])
+        # The update's one host synchronisation: the skip decision needs the norm's value.
+        if not bool(torch.isfinite(norm)):
+            return False
+        if self.gradient_clip_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(with_grad, self.gradient_clip_norm, norm)
+        return True
 
     def _skip(self, name: str) -> None:
         self.skipped_updates += 1
@@ -337,6 +415,9 @@ class GeneratorModule(ScoredModule):
         """One training batch: every loss and update; returns the values to log. ``optimizers`` by name, in the
         order ``configure_optimizers`` gave them."""
         z = torch.randn_like(x)
+        if self.channels_last:
+            # After drawing z: randn_like fills a channels-last tensor in memory order, other numbers.
+            x, z = (t.contiguous(memory_format=torch.channels_last) for t in (x, z))
         logs: dict[str, Tensor] = {}
         f_z = None
 

@@ -45,7 +45,8 @@ class SIGNModule(GeneratorModule):
             regression-trained f, with a fresh fake score. (``--ckpt_path`` resumes a run; this starts a new one.)
         **kwargs: ``GeneratorModule``'s: extra_losses, gen_every, generator_warmup, max_generator_steps,
             gradient_clip_norm, ema_decay, sample_nfe, renoise_max_level, renoise_noise, renoise_eta,
-            renoise_spacing, generator_lr_scheduler, evaluator, max_consecutive_skips, predict_samples, predict_nfe.
+            renoise_spacing, generator_lr_scheduler, evaluator, max_consecutive_skips, predict_samples, predict_nfe,
+            and the speed switches compile, channels_last, foreach_ema, one_pass_gradients, teacher_inference_mode.
     """
 
     def __init__(
