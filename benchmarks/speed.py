@@ -826,14 +826,18 @@ def build_setup(args: argparse.Namespace, device: torch.device) -> tuple[Setup, 
 
 
 def measure_sets(setup: Setup, names: Sequence[str], grid: bool) -> tuple[dict[str, Any], Trained]:
-    """Every option set (``option_sets``), in interleaved rounds (round r measures every set once, in turn, so that a
-    drift of the machine spreads over all sets): the default options' results as the headline, with every set's and
-    each option's effect; and what the defaults' last round left."""
+    """Every option set (``option_sets``), in interleaved rounds (round r measures every set once, in turn, from a
+    rotating start, so that a drift of the machine spreads over all sets): the default options' results as the
+    headline, with every set's and each option's effect; and what the defaults' last round left."""
     sets = option_sets(names, grid)
     rounds: list[list[Round]] = [[] for _ in sets]
     defaults: Trained | None = None
     for round_index in range(setup.rounds):
-        for index, options in enumerate(sets):
+        # Each round starts at another set: a set's place in the round (later ones ran slower on a 2-core CPU, the
+        # process having grown) must not bias its times.
+        start = round_index * len(sets) // setup.rounds
+        for index in [*range(start, len(sets)), *range(start)]:
+            options = sets[index]
             measured, trained = measure_round(setup, options, round_index)
             rounds[index].append(measured)
             if options == default_options():
