@@ -79,7 +79,7 @@ class GeneratorModule(ScoredModule):
             every optimizer).
         gradient_clip_norm: clip each network's gradient norm (``None``: no clipping).
         ema_decay: EMA of the generator (``None``: none); samples and metrics use the EMA when present.
-        sample_nfe: NFE settings for validation samples and metrics.
+        sample_nfe: NFE settings of the validation sample grid (the evaluator's own ``nfe`` sets the metrics').
         renoise_max_level: the multi-step sampler re-noises to levels from this fraction of T down, spaced as
             ``renoise_spacing`` says (``sampling.renoise_timesteps``).
         renoise_noise: what the multi-step sampler re-noises with: ``fresh`` noise at every level, the
@@ -99,7 +99,8 @@ class GeneratorModule(ScoredModule):
             total_iters: 1000``: DMD2's warm-up).
         evaluator: optional ``FIDEvaluator`` run in the validation and test hooks.
         max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
-        predict_samples, predict_nfe: what ``signs predict`` generates (sample i from seed (run seed, i)).
+        predict_samples: how many samples ``signs predict`` generates (sample i from seed (run seed, i)).
+        predict_nfe: the NFE of ``signs predict``'s samples.
 
     Speed switches (each measured on and off by ``python -m benchmarks.speed``; none changes the checkpoint format,
     and only channels_last changes what is trained beyond float rounding: the terms' ``randn_like`` fill their

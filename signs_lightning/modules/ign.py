@@ -39,12 +39,17 @@ class IGNModule(GeneratorModule):
             initialisation (a like-for-like comparison; the teacher also supplies the multi-step re-noising
             schedule, and is otherwise unused). ``dcgan``: IGN's ``DCGANAutoencoder``, from scratch.
         teacher: diffusers pipeline folder or hub id; required by ``teacher_unet``, unused by ``dcgan``.
-        image_size, channels: the ``dcgan`` network's geometry; with ``teacher_unet`` they default to (and must
-            equal) the teacher's.
+        image_size: the ``dcgan`` network's height and width; with ``teacher_unet`` it defaults to (and must equal)
+            the teacher's.
+        channels: the ``dcgan`` network's image channels; with ``teacher_unet``, the teacher's.
         dcgan_width: the ``dcgan`` network's first-layer width (see ``DCGANAutoencoder``).
-        rec, idem, tight: the loss terms (``Reconstruction``, ``Idempotence``, ``Tightening``); ``None`` switches
-            one off. Given as instances or ``{class_path, init_args}``.
-        conditioning_timestep, output_head: how the ``teacher_unet`` f calls the UNet (see ``IdempotentGenerator``).
+        rec: L_rec (``Reconstruction``); ``None`` switches it off. Each term is given as an instance or
+            ``{class_path, init_args}``.
+        idem: L_idem (``Idempotence``); ``None``: off.
+        tight: L_tight (``Tightening``, IGN's); ``None``: off.
+        conditioning_timestep: the fixed timestep at which the ``teacher_unet`` f calls the UNet
+            (see ``IdempotentGenerator``).
+        output_head: how the ``teacher_unet`` f reads the UNet's output (see ``IdempotentGenerator``).
         distance: d(·,·) of all terms.
         generator_optimizer: f's optimizer factory (LightningCLI ``class_path`` config).
         **kwargs: ``GeneratorModule``'s (as in ``SIGNModule``).

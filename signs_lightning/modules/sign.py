@@ -25,19 +25,24 @@ DEFAULT_TERMS = {
 
 
 class SIGNModule(GeneratorModule):
-    """Student f, frozen teacher and the loss terms (``losses/terms.py``); every loss computed in
-    ``training_step`` (manual optimisation).
+    """Student f, frozen teacher and the loss terms (``losses/terms.py``), trained by manual optimisation.
+
+    Every loss is computed in ``training_step`` (through ``GeneratorModule.train_batch``).
 
     The teacher is loaded from ``teacher`` (a diffusers pipeline folder or hub id) and never stored in
     checkpoints: they record its source and fingerprint, and the teacher is reloaded from the source.
 
     Args:
         teacher: diffusers pipeline folder or hub id (``unet/`` + ``scheduler/``).
-        rec, idem, flow, dmd, reg: the loss terms (``Reconstruction``, ``Idempotence``, ``Flow``,
-            ``DistributionMatching`` with its fake score, ``Regression``), each with its weight and
-            hyperparameters; ``None`` switches a term off (no compute; without ``dmd`` no fake score, no second
-            optimizer). Given as instances or ``{class_path, init_args}``. Defaults: rec + idem + reg.
-        conditioning_timestep, output_head: how f calls the UNet (see ``IdempotentGenerator``).
+        rec: L_rec (``Reconstruction``: real images are fixed points), with its weight; ``None``: off. Each term
+            is given as an instance or ``{class_path, init_args}``; ``None`` switches it off (no compute).
+        idem: L_idem (``Idempotence``: f's samples are fixed points); ``None``: off.
+        flow: L_flow (``Flow``: consistency along the teacher's ODE); default off.
+        dmd: L_dmd (``DistributionMatching``, with its fake score and its optimizer); default off (no fake score,
+            no second optimizer).
+        reg: L_reg (``Regression`` onto cached teacher ODE samples and their trajectory states); ``None``: off.
+        conditioning_timestep: the fixed timestep at which f calls the teacher's UNet (see ``IdempotentGenerator``).
+        output_head: how f reads the UNet's output as an image (see ``IdempotentGenerator``).
         distance: d(·,·) of every term that compares images.
         generator_optimizer: f's optimizer factory (LightningCLI ``class_path`` config).
         init_from: a SIGN checkpoint whose student (and EMA) weights this run starts from; its optimizers,
