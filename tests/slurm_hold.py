@@ -2,8 +2,8 @@
 step whatever the machine's speed, and print where each run starts so the test can check that a rerun resumed
 instead of starting over (``HOLD-TEST run <SLURM_RESTART_COUNT> starts at generator step <n>``).
 
-- ``HoldFirstRun`` parks every rank, idle in Python, after the step until SIGTERM: a SIGTERM then finds both ranks
-  ready for the collectives that Lightning's SIGTERM handling runs.
+- ``HoldFirstRun`` parks every rank, idle in Python, after the step until SIGTERM (tests/test_checkpoints.py's
+  one-process SIGTERM test).
 - ``PaceFirstRun`` only marks that each rank passed the step and keeps training, slowed by a sleep before each
   backward: a signal sent then lands mid-step, in the middle of a rank's training, as a real one would.
 

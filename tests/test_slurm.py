@@ -1,11 +1,13 @@
 """The SLURM launch template under a real one-node Slurm: a 2-task CPU DDP fit is interrupted and resumes by itself.
 
-(a) ``scontrol requeue`` (what a pre-emption or an admin does): the tasks get SIGTERM, the job runs again and resumes
-    from ``last.ckpt``. The first run is held idle after a known step (``slurm_hold.HoldFirstRun``) until SIGTERM.
-(b) SIGUSR1 to the tasks (what the template's ``--signal=SIGUSR1@90`` sends before the time limit) while both ranks
-    train (``slurm_hold.PaceFirstRun`` only marks that they passed a step and slows each backward, so the signal
-    most likely lands mid-step): the fit saves ``last.ckpt`` at the end of that batch, requeues the job itself
-    (signs_lightning/run/requeue.py), and the rerun resumes from exactly that checkpoint.
+Both cases signal while both ranks train (``slurm_hold.PaceFirstRun`` only marks that they passed a step and slows
+each backward, so the signal most likely lands mid-step):
+(a) ``scontrol requeue`` (what a pre-emption or an admin does): the tasks get SIGTERM, whose handler only raises a
+    flag (signs_lightning/run/sigterm.py); the ranks stop at the next batch start, save ``last.ckpt`` there, and the
+    job runs again from it.
+(b) SIGUSR1 to the tasks (what the template's ``--signal=SIGUSR1@90`` sends before the time limit): the fit saves
+    ``last.ckpt`` at the end of that batch, requeues the job itself (signs_lightning/run/requeue.py), and the rerun
+    resumes from exactly that checkpoint.
 Both reruns must end at exactly ``max_generator_steps``. The cluster is installed (apt-get) when missing and started
 for this module only (tests/slurm_cluster.py); a machine where it cannot be installed fails here, it never skips.
 """
@@ -38,12 +40,8 @@ TEMPLATE = REPO / "scripts" / "slurm" / "fit_1node.sbatch"
 # Two optimizers step per batch (L_dmd's fake score), so global_step counts 2 per generator step: a last.ckpt every
 # 2 generator steps.
 SAVE_EVERY_GLOBAL_STEPS = 4
-# (a): 8 steps, the first run held (and interrupted) after step 5, so its last periodic save is step 4.
-MAX_GENERATOR_STEPS = 8
-HOLD_AT = 5
-LAST_PERIODIC_SAVE = 4
-# (b): 16 steps, signalled once both ranks passed step 3; at 2 x 0.3 s of sleep per batch the job trains on for
-# 4 s or more after that, ample for the test to see the markers and signal it.
+# 16 steps, signalled once both ranks passed step 3; at 2 x 0.3 s of sleep per batch the job trains on for 4 s or
+# more after that, ample for the test to see the markers and signal it.
 PACED_MAX_GENERATOR_STEPS = 16
 PASS_AT = 3
 PACE_SECONDS = 0.3
@@ -158,19 +156,24 @@ def check_one_resumed_rerun(record: dict[str, str], text: str, restored_from: se
 
 
 @pytest.mark.slurm
-def test_scontrol_requeue_resumes_from_last_ckpt_to_the_end(
+def test_scontrol_requeue_while_training_saves_at_a_batch_end_and_resumes_there(
     slurm: LocalSlurm, tiny_teacher_dir: Path, tmp_path: Path
 ) -> None:
+    """SIGTERM (what a pre-emption or ``scontrol requeue`` sends) while both ranks train: the handler only raises
+    the flag (signs_lightning/run/sigterm.py), the ranks stop at a batch start and save last.ckpt there."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    hold = {"class_path": "slurm_hold.HoldFirstRun", "init_args": {"step": HOLD_AT, "marker_dir": str(markers)}}
-    config = write_config(tmp_path, tiny_teacher_dir, hold, MAX_GENERATOR_STEPS)
+    pace = {
+        "class_path": "slurm_hold.PaceFirstRun",
+        "init_args": {"step": PASS_AT, "marker_dir": str(markers), "seconds": PACE_SECONDS},
+    }
+    config = write_config(tmp_path, tiny_teacher_dir, pace, PACED_MAX_GENERATOR_STEPS)
     job = submit(slurm, tmp_path, config, name="signs-scontrol")
     output = tmp_path / f"job-{job}.out"
-    run_dir = tmp_path / "runs" / f"sign_tiny-{job}"
+    last = tmp_path / "runs" / f"sign_tiny-{job}" / "checkpoints" / "last.ckpt"
     try:
         slurm.wait_for_job(
-            job, lambda _: len(list(markers.glob("held-*"))) == 2, HOLD_TIMEOUT_S, "both ranks at the held step"
+            job, lambda _: len(list(markers.glob("passed-*"))) == 2, HOLD_TIMEOUT_S, "both ranks past the step"
         )
         slurm.run(["scontrol", "requeue", str(job)])
         record = slurm.wait_for_job(
@@ -180,12 +183,13 @@ def test_scontrol_requeue_resumes_from_last_ckpt_to_the_end(
         pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
 
     text = output.read_text()
-    last = run_dir / "checkpoints" / "last.ckpt"
     resumed_at = check_one_resumed_rerun(record, text, {last.resolve()}, tmp_path)
-    # SIGTERM finds the ranks after step HOLD_AT: the rerun resumes from there when the fit saved last.ckpt on
-    # SIGTERM, else from the periodic save before it.
-    assert resumed_at in {LAST_PERIODIC_SAVE, HOLD_AT}, text[-6000:]
-    assert counters(last)["generator_steps"] == MAX_GENERATOR_STEPS
+    saves = re.findall(r"^SIGTERM: saved the fit's state at global step (\d+) to ", text, re.MULTILINE)
+    assert len(saves) == 1, text[-6000:]
+    # Saved at a batch boundary (both optimizers of every batch stepped: global step = 2 x generator steps), while
+    # training, and the rerun continued from exactly there to exactly the end.
+    assert int(saves[0]) == 2 * resumed_at and PASS_AT < resumed_at < PACED_MAX_GENERATOR_STEPS, text[-6000:]
+    assert counters(last)["generator_steps"] == PACED_MAX_GENERATOR_STEPS
 
 
 @pytest.mark.slurm

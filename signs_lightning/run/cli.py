@@ -21,6 +21,7 @@ from signs_lightning.run.checkpoint_args import check_model_class, merge_model_a
 from signs_lightning.run.config_layers import with_bases
 from signs_lightning.run.process_group import close_process_group
 from signs_lightning.run.requeue import RequeueOnSignal, without_lightning_requeue
+from signs_lightning.run.sigterm import SigtermFlagOnly
 
 # name -> "module:function" taking the arguments after the name. Imported on use, so that ``signs fit`` pays nothing
 # for these commands, and so that the commands may build on this module (they sit above it).
@@ -67,6 +68,8 @@ class SignsCLI(LightningCLI):
     - every Trainer writes checkpoints atomically (``AtomicCheckpointIO``, unless the config names a CheckpointIO);
     - under Slurm, SIGUSR1 saves ``last.ckpt`` at the end of a training batch and requeues the job
       (``signs_lightning/run/requeue.py``) instead of Lightning's auto-requeue, which saves inside its signal handler;
+    - SIGTERM only raises Lightning's flag (``signs_lightning/run/sigterm.py``): Lightning's own handler runs a
+      broadcast inside the handler under DDP;
     - a ``--config`` file brings the layers its ``# bases:`` line names (``signs_lightning/run/config_layers.py``),
       loaded right before it unless given earlier;
     - ``--ckpt_path`` is checked before anything is built (a bad file gets a one-line error), its module class
@@ -157,8 +160,9 @@ class SignsCLI(LightningCLI):
         plugins = with_atomic_checkpoint_io(kwargs.get("plugins", configured.get("plugins")))
         kwargs["plugins"] = without_lightning_requeue(plugins, kwargs.get("strategy", configured.get("strategy")))
         trainer = super().instantiate_trainer(**kwargs)
-        # Every fit requeues on SIGUSR1 under Slurm without a callback in its config (a no-op elsewhere).
-        trainer.callbacks.append(RequeueOnSignal())
+        # Every fit requeues on SIGUSR1 under Slurm without a callback in its config (a no-op elsewhere), and
+        # handles SIGTERM without a collective inside the signal handler.
+        trainer.callbacks += [RequeueOnSignal(), SigtermFlagOnly()]
         return trainer
 
     def _check_resolved_checkpoint(self) -> None:
