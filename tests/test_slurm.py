@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,35 @@ def job_output(output: Path) -> str:
     return output.read_text(errors="replace") if output.is_file() else "(no output file)"
 
 
+def paced_job(slurm: LocalSlurm, folder: Path, teacher: Path, name: str) -> tuple[int, Path, Path]:
+    """Submits the tiny fit with ``PaceFirstRun``; once both ranks passed ``PASS_AT`` (still training): the job, its
+    output file and its run folder."""
+    markers = folder / "markers"
+    markers.mkdir()
+    pace = {
+        "class_path": "slurm_hold.PaceFirstRun",
+        "init_args": {"step": PASS_AT, "marker_dir": str(markers), "seconds": PACE_SECONDS},
+    }
+    job = submit(slurm, folder, write_config(folder, teacher, pace, PACED_MAX_GENERATOR_STEPS), name=name)
+    output = folder / f"job-{job}.out"
+    wait(slurm, job, output, lambda _: len(list(markers.glob("passed-*"))) == 2, HOLD_TIMEOUT_S, "both ranks past it")
+    return job, output, folder / "runs" / f"sign_tiny-{job}"
+
+
+def wait(
+    slurm: LocalSlurm, job: int, output: Path, done: Callable[[dict[str, str]], bool], timeout: float, what: str
+) -> dict[str, str]:
+    """``slurm.wait_for_job``; a job that does not get there fails the test with the end of its output."""
+    try:
+        return slurm.wait_for_job(job, done, timeout, what)
+    except SlurmClusterError as error:
+        pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
+
+
+def completed(fields: dict[str, str]) -> bool:
+    return fields["JobState"] == "COMPLETED"
+
+
 def check_one_resumed_rerun(record: dict[str, str], text: str, restored_from: set[Path], folder: Path) -> int:
     """The job requeued once and succeeded; its rerun restored one of ``restored_from``. The rerun's first step."""
     assert record["Restarts"] == "1" and record["ExitCode"] == "0:0", record
@@ -161,26 +190,10 @@ def test_scontrol_requeue_while_training_saves_at_a_batch_end_and_resumes_there(
 ) -> None:
     """SIGTERM (what a pre-emption or ``scontrol requeue`` sends) while both ranks train: the handler only raises
     the flag (signs_lightning/run/sigterm.py), the ranks stop at a batch start and save last.ckpt there."""
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    pace = {
-        "class_path": "slurm_hold.PaceFirstRun",
-        "init_args": {"step": PASS_AT, "marker_dir": str(markers), "seconds": PACE_SECONDS},
-    }
-    config = write_config(tmp_path, tiny_teacher_dir, pace, PACED_MAX_GENERATOR_STEPS)
-    job = submit(slurm, tmp_path, config, name="signs-scontrol")
-    output = tmp_path / f"job-{job}.out"
-    last = tmp_path / "runs" / f"sign_tiny-{job}" / "checkpoints" / "last.ckpt"
-    try:
-        slurm.wait_for_job(
-            job, lambda _: len(list(markers.glob("passed-*"))) == 2, HOLD_TIMEOUT_S, "both ranks past the step"
-        )
-        slurm.run(["scontrol", "requeue", str(job)])
-        record = slurm.wait_for_job(
-            job, lambda fields: fields["JobState"] == "COMPLETED", FINISH_TIMEOUT_S, "the rerun to complete"
-        )
-    except SlurmClusterError as error:
-        pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
+    job, output, run_dir = paced_job(slurm, tmp_path, tiny_teacher_dir, "signs-scontrol")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    slurm.run(["scontrol", "requeue", str(job)])
+    record = wait(slurm, job, output, completed, FINISH_TIMEOUT_S, "the rerun to complete")
 
     text = output.read_text()
     resumed_at = check_one_resumed_rerun(record, text, {last.resolve()}, tmp_path)
@@ -196,32 +209,14 @@ def test_scontrol_requeue_while_training_saves_at_a_batch_end_and_resumes_there(
 def test_sigusr1_while_training_saves_at_a_batch_end_requeues_and_resumes_there(
     slurm: LocalSlurm, tiny_teacher_dir: Path, tmp_path: Path
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    pace = {
-        "class_path": "slurm_hold.PaceFirstRun",
-        "init_args": {"step": PASS_AT, "marker_dir": str(markers), "seconds": PACE_SECONDS},
-    }
-    config = write_config(tmp_path, tiny_teacher_dir, pace, PACED_MAX_GENERATOR_STEPS)
-    job = submit(slurm, tmp_path, config, name="signs-sigusr1")
-    output = tmp_path / f"job-{job}.out"
-    run_dir = tmp_path / "runs" / f"sign_tiny-{job}"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    signalled = tmp_path / "signalled.ckpt"
-    try:
-        slurm.wait_for_job(
-            job, lambda _: len(list(markers.glob("passed-*"))) == 2, HOLD_TIMEOUT_S, "both ranks past the step"
-        )
-        slurm.run(["scancel", "--signal=USR1", str(job)])
-        # The rerun starts 11 s or more after the requeue: last.ckpt is still the one the signal had written.
-        slurm.wait_for_job(job, lambda fields: fields["Restarts"] == "1", FINISH_TIMEOUT_S, "the job to requeue")
-        shutil.copyfile(last, signalled)
-        assert "SLURM_RESTART_COUNT=1" not in job_output(output), "the rerun started before last.ckpt was copied"
-        record = slurm.wait_for_job(
-            job, lambda fields: fields["JobState"] == "COMPLETED", FINISH_TIMEOUT_S, "the rerun to complete"
-        )
-    except SlurmClusterError as error:
-        pytest.fail(f"{error}\n--- job output (end):\n{job_output(output)[-6000:]}")
+    job, output, run_dir = paced_job(slurm, tmp_path, tiny_teacher_dir, "signs-sigusr1")
+    last, signalled = run_dir / "checkpoints" / "last.ckpt", tmp_path / "signalled.ckpt"
+    slurm.run(["scancel", "--signal=USR1", str(job)])
+    # The rerun starts 11 s or more after the requeue: last.ckpt is still the one the signal had written.
+    wait(slurm, job, output, lambda fields: fields["Restarts"] == "1", FINISH_TIMEOUT_S, "the job to requeue")
+    shutil.copyfile(last, signalled)
+    assert "SLURM_RESTART_COUNT=1" not in job_output(output), "the rerun started before last.ckpt was copied"
+    record = wait(slurm, job, output, completed, FINISH_TIMEOUT_S, "the rerun to complete")
 
     text = output.read_text()
     resumed_at = check_one_resumed_rerun(record, text, {last.resolve()}, tmp_path)
