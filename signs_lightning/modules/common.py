@@ -101,14 +101,13 @@ class GeneratorModule(ScoredModule):
         max_consecutive_skips: updates with a non-finite gradient are skipped; this many in a row stop the fit.
         predict_samples: how many samples ``signs predict`` generates (sample i from seed (run seed, i)).
         predict_nfe: the NFE of ``signs predict``'s samples.
-
-    Speed switches (each measured on and off by ``python -m benchmarks.speed``; none changes the checkpoint format,
-    and only channels_last changes what is trained beyond float rounding: the terms' ``randn_like`` fill their
-    channels-last tensors in memory order, other draws of the same noise):
-        compile: ``torch.compile`` f, the teacher and the terms' networks (the fake score) once the fit starts
-            (``nn.Module.compile``: the state-dict keys keep their names). The first steps pay the compilation.
+        compile: a speed switch, like the four below (each measured on and off by ``python -m benchmarks.speed``;
+            none changes the checkpoint format): ``torch.compile`` f, the teacher and the terms' networks (the fake
+            score) once the fit starts (``nn.Module.compile``: the state-dict keys keep their names). The first
+            steps pay the compilation.
         channels_last: f, its EMA, the teacher and the fake score, and the training batches, in the channels-last
-            memory format (NHWC convolutions and norms).
+            memory format (NHWC convolutions and norms). The only switch that changes what is trained beyond float
+            rounding: the terms' ``randn_like`` fill channels-last tensors in memory order, other draws.
         foreach_ema: the EMA updated by fused ``torch._foreach_*`` kernels with its decay computed on the device
             (``EMA``'s ``foreach``), instead of a loop over the parameters reading the update count to the host.
         one_pass_gradients: one pass over the gradients per update: their total norm, computed once, decides the
